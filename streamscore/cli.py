@@ -1,0 +1,120 @@
+"""The ``streamscore`` command: one entry point for every stage.
+
+Stage code is imported inside each command so that, for example, ``streamscore worker`` never loads torch.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from streamscore.errors import StreamscoreError
+from streamscore.logs import configure_logging
+from streamscore.settings import get_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Fine-tune, export and serve the streamscore model.")
+console = Console()
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at INFO instead of the configured level.")] = False) -> None:
+    settings = get_settings()
+    configure_logging("INFO" if verbose else settings.log_level, settings.log_format)
+
+
+def _fail(exc: StreamscoreError) -> None:
+    console.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(code=2)
+
+
+def print_summary(metrics: dict) -> None:
+    """The headline figures of an evaluation, beside their baselines."""
+    s, r, mr, rk = metrics["sentiment"], metrics["review_rating"], metrics["movielens_rating"], metrics["movielens_ranking"]
+    table = Table(title=f"Evaluation ({metrics['profile']} profile)")
+    for column in ("task", "metric", "model", "baseline"):
+        table.add_column(column)
+    table.add_row("sentiment", "accuracy / macro-F1", f"{s['accuracy']:.3f} / {s['macro_f1']:.3f}", f"majority {s['majority_class_accuracy']:.3f}")
+    table.add_row("review rating", "MAE / RMSE", f"{r['model']['mae']:.3f} / {r['model']['rmse']:.3f}", f"mean {r['baseline_mean']['mae']:.3f} / {r['baseline_mean']['rmse']:.3f}")
+    table.add_row(
+        "movielens rating", "RMSE",
+        f"{mr['model']['rmse']:.4f}",
+        f"bias {mr['user_item_bias']['rmse']:.4f} · MF {mr['matrix_factorisation']['rmse']:.4f} · mean {mr['global_mean']['rmse']:.4f}",
+    )
+    table.add_row(
+        "movielens top-10", "nDCG@10 / HR@10",
+        f"{rk['model']['ndcg@10']:.4f} / {rk['model']['hr@10']:.3f}",
+        f"popularity {rk['popularity']['ndcg@10']:.4f} · MF {rk['matrix_factorisation']['ndcg@10']:.4f}",
+    )
+    console.print(table)
+
+
+@app.command()
+def train(
+    profile: Annotated[str, typer.Option(help="Training profile: default or quick.")] = "default",
+    out: Annotated[Optional[Path], typer.Option(help="Run folder (default: runs/<profile>-<timestamp>).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out from its last finished epoch.")] = False,
+    lora: Annotated[bool, typer.Option(help="Parameter-efficient fine-tuning: LoRA adapters on the encoder (peft).")] = False,
+    epochs: Annotated[Optional[int], typer.Option(help="Override the profile's epoch count.")] = None,
+    sentiment_file: Annotated[Optional[Path], typer.Option(help="Your own text,label file instead of the news set.")] = None,
+    reviews_file: Annotated[Optional[Path], typer.Option(help="Your own text,rating file instead of the clothing reviews.")] = None,
+    interactions_file: Annotated[Optional[Path], typer.Option(help="Your own user_id,item_id,rating,timestamp file.")] = None,
+    items_file: Annotated[Optional[Path], typer.Option(help="item_id,text file that goes with --interactions-file.")] = None,
+) -> None:
+    """Fine-tune the multi-task model, then evaluate it and write the report into the run folder."""
+    from trainer.datasets import DataSources
+    from trainer.evaluation import evaluate_checkpoint
+    from trainer.profiles import get_profile
+    from trainer.report import write_report
+    from trainer.training import run_training
+
+    settings = get_settings()
+    try:
+        chosen = get_profile(profile).with_overrides(epochs=epochs, lora=lora or None)
+    except KeyError as exc:
+        raise typer.BadParameter(str(exc.args[0])) from None
+    run_dir = out or settings.runs_dir / f"{chosen.name}{'-lora' if chosen.lora else ''}-{datetime.now():%Y%m%d-%H%M%S}"
+    if resume and out is None:
+        raise typer.BadParameter("--resume needs --out pointing at the interrupted run")
+    sources = DataSources(settings.data_dir, sentiment_file, reviews_file, interactions_file, items_file)
+    try:
+        checkpoint = run_training(settings, chosen, sources, run_dir, resume=resume)
+        evaluation = evaluate_checkpoint(checkpoint, settings)
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    files = write_report(evaluation, run_dir / "report")
+    print_summary(evaluation.metrics)
+    console.print(f"checkpoint: {checkpoint}\nreport: {files[1]}")
+
+
+@app.command()
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint folder written by `streamscore train`.")],
+    out: Annotated[Optional[Path], typer.Option(help="Report folder (default: <checkpoint>/../report).")] = None,
+) -> None:
+    """Rerun the evaluation of a checkpoint and rewrite metrics.json, report.md and the plots."""
+    from trainer.evaluation import evaluate_checkpoint
+    from trainer.report import write_report
+
+    try:
+        evaluation = evaluate_checkpoint(checkpoint, get_settings())
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    files = write_report(evaluation, out or checkpoint.parent / "report")
+    print_summary(evaluation.metrics)
+    console.print(f"report: {files[1]}")
+
+
+def run() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

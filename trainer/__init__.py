@@ -1,0 +1,1 @@
+"""Training stage: data loading, the multi-task model, the train loop, evaluation and its report."""

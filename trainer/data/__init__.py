@@ -1,0 +1,1 @@
+"""Data loaders: one module per public dataset, plus the documented generic formats users bring."""

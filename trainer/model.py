@@ -1,0 +1,94 @@
+"""The multi-task text model: one MiniLM encoder, mean pooling, and a head per text task.
+
+Outputs (names shared with the ONNX export and the worker):
+
+* ``embedding`` — the L2-normalised mean-pooled sentence vector, used to represent catalog items;
+* ``sentiment_logits`` — negative / neutral / positive;
+* ``review_logits`` — 1..5 stars; ``review_rating`` is their expectation, a continuous star rating.
+
+The user–item head lives in :mod:`trainer.recommender`: it consumes cached ``embedding`` vectors so that
+scoring a click at stream time needs no transformer call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import nn
+from transformers import BertConfig, BertModel
+
+REVIEW_STARS = (1, 2, 3, 4, 5)
+
+
+@dataclass
+class TextModelConfig:
+    """What is needed to rebuild :class:`MultiTaskTextModel` (saved as ``config.json`` in a checkpoint)."""
+
+    encoder: dict = field(default_factory=dict)
+    n_sentiment: int = 3
+    n_stars: int = len(REVIEW_STARS)
+    dropout: float = 0.1
+    max_length_sentiment: int = 64
+    max_length_review: int = 128
+    max_length_item: int = 64
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Average of token vectors where ``mask`` is 1 (padding ignored)."""
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)
+
+
+class MultiTaskTextModel(nn.Module):
+    """MiniLM encoder with sentiment and review-rating heads on the mean-pooled output."""
+
+    def __init__(self, config: TextModelConfig):
+        super().__init__()
+        self.config = config
+        self.encoder = BertModel(BertConfig(**config.encoder), add_pooling_layer=False)
+        hidden = self.encoder.config.hidden_size
+        self.dropout = nn.Dropout(config.dropout)
+        self.sentiment_head = nn.Linear(hidden, config.n_sentiment)
+        self.review_head = nn.Linear(hidden, config.n_stars)
+        self.register_buffer("stars", torch.tensor(REVIEW_STARS, dtype=torch.float32), persistent=False)
+
+    @property
+    def embedding_dim(self) -> int:
+        return int(self.encoder.config.hidden_size)
+
+    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return mean_pool(hidden, attention_mask)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        pooled = self.pooled(input_ids, attention_mask)
+        features = self.dropout(pooled)
+        review_logits = self.review_head(features)
+        return {
+            "embedding": nn.functional.normalize(pooled, dim=-1),
+            "sentiment_logits": self.sentiment_head(features),
+            "review_logits": review_logits,
+            "review_rating": (review_logits.softmax(dim=-1) * self.stars).sum(dim=-1),
+        }
+
+    @classmethod
+    def from_pretrained_encoder(cls, encoder_dir, **overrides) -> MultiTaskTextModel:
+        """Fresh heads on top of the pretrained encoder weights (the start of fine-tuning)."""
+        encoder = BertModel.from_pretrained(str(encoder_dir), add_pooling_layer=False)
+        config = TextModelConfig(encoder=_encoder_config_dict(encoder.config), **overrides)
+        model = cls(config)
+        model.encoder.load_state_dict(encoder.state_dict())
+        return model
+
+
+def _encoder_config_dict(config: BertConfig) -> dict:
+    keep = (
+        "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
+        "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings",
+        "type_vocab_size", "initializer_range", "layer_norm_eps", "pad_token_id",
+    )
+    return {k: getattr(config, k) for k in keep}

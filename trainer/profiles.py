@@ -1,0 +1,70 @@
+"""Named training profiles: how much data, how many epochs, which hyper-parameters.
+
+``default`` is the run whose report is committed under ``docs/results/`` and must finish within 45 minutes on
+a 2-core CPU; ``quick`` trains on small subsets in under 3 minutes, for tests and the demo.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    # text tasks
+    epochs: int = 3
+    batch_size: int = 32
+    lr: float = 1e-4
+    warmup_fraction: float = 0.1
+    weight_decay: float = 0.01
+    grad_clip: float = 1.0
+    patience: int = 1
+    sentiment_dev_fraction: float = 0.1
+    review_split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    sentiment_train_limit: int | None = None
+    review_train_limit: int | None = None
+    reviews_per_epoch: int | None = None
+    """Reviews are three times as many as news texts and twice as long: each epoch samples this many."""
+    eval_limit: int | None = None
+    """Cap on dev/test examples per text task (quick runs only)."""
+    lora: bool = False
+    lora_rank: int = 16
+    lora_lr: float = 5e-4
+    # recommender
+    movielens_users: int | None = None
+    rec_dim: int = 64
+    rec_epochs: int = 40
+    rec_batch_size: int = 1024
+    rec_lr: float = 3e-3
+    rec_l2: float = 0.05
+    rec_negatives: int = 512
+    rec_patience: int = 5
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def with_overrides(self, **changes) -> Profile:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+PROFILES: dict[str, Profile] = {
+    "default": Profile(name="default", epochs=4, reviews_per_epoch=7000),
+    "quick": Profile(
+        name="quick",
+        epochs=1,
+        sentiment_train_limit=1200,
+        review_train_limit=480,
+        eval_limit=400,
+        movielens_users=80,
+        rec_epochs=15,
+        rec_patience=3,
+    ),
+}
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise KeyError(f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}") from None

@@ -1,0 +1,273 @@
+"""Fine-tuning: the text tasks on the encoder, then the user–item head on cached item embeddings.
+
+The text loop interleaves sentiment and review batches (one task per step, in a seeded random order) so
+that both heads shape the shared encoder; AdamW with linear warm-up and decay, gradient clipping, bf16
+autocast where the CPU or GPU supports it, dev evaluation after every epoch with early stopping, and a
+resumable state folder written after every epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+
+from streamscore.settings import Settings
+from trainer.batching import TokenizedTexts, collate, length_grouped_batches, tokenize
+from trainer.baselines import GlobalMean
+from trainer.checkpoint import save_checkpoint
+from trainer.datasets import DataSources, InteractionSplits, TextSplits, load_interaction_splits, load_text_splits
+from trainer.encoder import pretrained_encoder_dir
+from trainer.inference import predict_texts
+from trainer.data.formats import SENTIMENT_LABELS
+from trainer.metrics import classification_report, regression_report
+from trainer.model import REVIEW_STARS, MultiTaskTextModel
+from trainer.profiles import Profile
+from trainer.recommender import EncodedInteractions, HybridRecommender, IdIndex, RecommenderConfig, RecommenderData, fit_recommender
+
+logger = logging.getLogger(__name__)
+
+TASKS = ("sentiment", "review")
+STATE_DIR = "state"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def choose_device(preference: str) -> torch.device:
+    if preference == "cuda" or (preference == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def bf16_supported(device: torch.device) -> bool:
+    """bf16 autocast pays off only with native support: Ampere+ GPUs, or CPUs with AVX512-BF16 / AMX."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+@dataclass
+class TextTrainingData:
+    sentiment: TokenizedTexts
+    review: TokenizedTexts
+
+
+def evaluate_text_dev(model: MultiTaskTextModel, tokenizer, splits: TextSplits, device: torch.device, baseline_mae: float) -> dict:
+    """Dev metrics of both text tasks and the early-stopping score: mean of sentiment macro-F1 and the review
+    head's relative MAE gain over predicting the mean."""
+    cfg = model.config
+    sent = predict_texts(model, tokenizer, splits.sentiment_dev.texts, cfg.max_length_sentiment, device=device)
+    rev = predict_texts(model, tokenizer, splits.review_dev.texts, cfg.max_length_review, device=device)
+    s = classification_report(splits.sentiment_dev.labels, sent["sentiment_logits"].argmax(-1), SENTIMENT_LABELS)
+    r = regression_report(splits.review_dev.ratings, rev["review_rating"], (1, 5))
+    score = 0.5 * s["macro_f1"] + 0.5 * (1.0 - r["mae"] / baseline_mae)
+    return {"sentiment_accuracy": s["accuracy"], "sentiment_macro_f1": s["macro_f1"], "review_mae": r["mae"], "review_rmse": r["rmse"], "score": score}
+
+
+def _epoch_schedule(data: TextTrainingData, profile: Profile, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
+    steps: list[tuple[str, np.ndarray]] = [("sentiment", b) for b in length_grouped_batches(data.sentiment.lengths, profile.batch_size, rng)]
+    review_lengths = data.review.lengths
+    pool = np.arange(len(review_lengths))
+    if profile.reviews_per_epoch is not None and profile.reviews_per_epoch < len(pool):
+        pool = np.sort(rng.choice(pool, profile.reviews_per_epoch, replace=False))
+    steps += [("review", pool[b]) for b in length_grouped_batches(review_lengths[pool], profile.batch_size, rng)]
+    order = rng.permutation(len(steps))
+    return [steps[i] for i in order]
+
+
+def _steps_per_epoch(data: TextTrainingData, profile: Profile) -> int:
+    n_review = len(data.review) if profile.reviews_per_epoch is None else min(profile.reviews_per_epoch, len(data.review))
+    return -(-len(data.sentiment) // profile.batch_size) + -(-n_review // profile.batch_size)
+
+
+def _wrap_lora(model: MultiTaskTextModel, profile: Profile) -> None:
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=profile.lora_rank, lora_alpha=2 * profile.lora_rank, lora_dropout=0.05, target_modules=["query", "key", "value", "dense"])
+    model.encoder = get_peft_model(model.encoder, config)
+
+
+def fine_tune_text(
+    model: MultiTaskTextModel,
+    tokenizer,
+    splits: TextSplits,
+    profile: Profile,
+    device: torch.device,
+    state_dir: Path,
+    seed: int,
+    resume: bool = False,
+) -> dict:
+    """Train both text heads and the encoder; leaves the best dev epoch's weights in ``model``.
+
+    Returns the history: running losses every few steps and the dev metrics of each epoch.
+    """
+    cfg = model.config
+    data = TextTrainingData(
+        sentiment=tokenize(tokenizer, splits.sentiment_train.texts, splits.sentiment_train.labels, cfg.max_length_sentiment),
+        review=tokenize(tokenizer, splits.review_train.texts, splits.review_train.ratings, cfg.max_length_review),
+    )
+    baseline_mae = regression_report(splits.review_dev.ratings, np.full(len(splits.review_dev), splits.review_train.ratings.mean()))["mae"]
+    if profile.lora:
+        _wrap_lora(model, profile)
+    model.to(device)
+    lr = profile.lora_lr if profile.lora else profile.lr
+    no_decay = ("bias", "LayerNorm.weight", "layernorm", "norm")
+    params = [
+        {"params": [p for n, p in model.named_parameters() if p.requires_grad and not any(k in n for k in no_decay)], "weight_decay": profile.weight_decay},
+        {"params": [p for n, p in model.named_parameters() if p.requires_grad and any(k in n for k in no_decay)], "weight_decay": 0.0},
+    ]
+    optimizer = torch.optim.AdamW(params, lr=lr)
+    total_steps = _steps_per_epoch(data, profile) * profile.epochs
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(profile.warmup_fraction * total_steps), total_steps)
+    use_bf16 = bf16_supported(device)
+    history: dict = {"steps": [], "epochs": [], "precision": "bf16" if use_bf16 else "fp32", "device": device.type, "lora": profile.lora}
+    start_epoch, best_score, best_epoch, best_state = 1, -np.inf, 0, None
+    state_dir.mkdir(parents=True, exist_ok=True)
+    state_file = state_dir / "trainer_state.pt"
+    if resume and state_file.is_file():
+        saved = torch.load(state_file, map_location="cpu", weights_only=False)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        scheduler.load_state_dict(saved["scheduler"])
+        history, best_score, best_epoch = saved["history"], saved["best_score"], saved["best_epoch"]
+        best_state = saved["best_model"]
+        start_epoch = saved["epoch"] + 1
+        logger.warning("resumed training", extra={"from_epoch": start_epoch, "state": str(state_file)})
+    losses = {task: nn.CrossEntropyLoss() for task in TASKS}
+    star_offset = REVIEW_STARS[0]
+    step = (start_epoch - 1) * _steps_per_epoch(data, profile)
+    running = {task: None for task in TASKS}
+    for epoch in range(start_epoch, profile.epochs + 1):
+        if epoch - best_epoch > profile.patience and best_epoch > 0:
+            logger.warning("early stop", extra={"epoch": epoch, "best_epoch": best_epoch})
+            break
+        rng = np.random.default_rng(seed + epoch)
+        schedule = _epoch_schedule(data, profile, rng)
+        model.train()
+        started = time.perf_counter()
+        bar = tqdm(schedule, desc=f"epoch {epoch}/{profile.epochs}", unit="batch", dynamic_ncols=True)
+        for task, batch in bar:
+            source = data.sentiment if task == "sentiment" else data.review
+            ids, mask = collate([source.input_ids[i] for i in batch], tokenizer.pad_token_id)
+            targets = torch.as_tensor(source.targets[batch])
+            if task == "review":
+                targets = torch.round(targets).long() - star_offset
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                out = model(ids.to(device), mask.to(device))
+            logits = out["sentiment_logits" if task == "sentiment" else "review_logits"].float()
+            loss = losses[task](logits, targets.to(device))
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), profile.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            value = loss.item()
+            running[task] = value if running[task] is None else 0.95 * running[task] + 0.05 * value
+            if step % 10 == 0:
+                history["steps"].append({"step": step, "epoch": epoch, **{f"{t}_loss": running[t] for t in TASKS if running[t] is not None}})
+                bar.set_postfix({f"{t}": f"{running[t]:.3f}" for t in TASKS if running[t] is not None})
+        bar.close()
+        dev = evaluate_text_dev(model, tokenizer, splits, device, baseline_mae)
+        dev.update({"epoch": epoch, "seconds": round(time.perf_counter() - started, 1), "lr": scheduler.get_last_lr()[0]})
+        history["epochs"].append(dev)
+        logger.warning("epoch done", extra={k: round(v, 4) if isinstance(v, float) else v for k, v in dev.items()})
+        if dev["score"] > best_score:
+            best_score, best_epoch = dev["score"], epoch
+            best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        torch.save(
+            {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
+             "history": history, "best_score": best_score, "best_epoch": best_epoch, "best_model": best_state},
+            state_file,
+        )
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    history["best_epoch"] = best_epoch
+    if profile.lora:
+        model.encoder = model.encoder.merge_and_unload()
+    return history
+
+
+def recommender_data(splits: InteractionSplits, users: IdIndex, items: IdIndex, item_embeddings: np.ndarray) -> tuple[RecommenderData, RecommenderData, RecommenderData, RecommenderData]:
+    """The four views the head needs: fit (train→train), dev (train→dev), refit (train+dev→dev) and
+    test (train+dev→test). Profiles are always built from the history alone: no future leaks in."""
+    table = np.vstack([np.zeros((1, item_embeddings.shape[1]), np.float32), item_embeddings]).astype(np.float32)
+    train, dev, test = (EncodedInteractions.from_frame(f, users, items) for f in (splits.train, splits.dev, splits.test))
+    seen = train.concat(dev)
+    n = len(users)
+    return (
+        RecommenderData(train, train, table, n),
+        RecommenderData(train, dev, table, n),
+        RecommenderData(seen, dev, table, n),
+        RecommenderData(seen, test, table, n),
+    )
+
+
+def interaction_indices(splits: InteractionSplits) -> tuple[IdIndex, IdIndex]:
+    users = sorted(set(splits.train["user_id"]) | set(splits.dev["user_id"]) | set(splits.test["user_id"]))
+    return IdIndex(users), IdIndex(splits.items["item_id"].tolist())
+
+
+def run_training(settings: Settings, profile: Profile, sources: DataSources, run_dir: Path, resume: bool = False) -> Path:
+    """Train the whole model and write ``run_dir/checkpoint``; returns that path."""
+    seed = settings.seed
+    seed_everything(seed)
+    if settings.torch_threads:
+        torch.set_num_threads(settings.torch_threads)
+    device = choose_device(settings.device)
+    encoder_dir = pretrained_encoder_dir(settings.encoder_dir)
+    started = time.perf_counter()
+    text_splits = load_text_splits(sources, profile, seed)
+    ml_splits = load_interaction_splits(sources, profile, seed)
+    logger.warning("data loaded", extra={**text_splits.sizes(), **{f"interactions_{k}": v for k, v in ml_splits.sizes().items()}})
+    tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir))
+    model = MultiTaskTextModel.from_pretrained_encoder(encoder_dir)
+    history = fine_tune_text(model, tokenizer, text_splits, profile, device, run_dir / STATE_DIR, seed, resume)
+    text_seconds = time.perf_counter() - started
+
+    item_embeddings = predict_texts(
+        model, tokenizer, ml_splits.items["text"].tolist(), model.config.max_length_item, batch_size=128, device=device, desc="embedding items"
+    )["embedding"]
+    model.cpu()
+    users, items = interaction_indices(ml_splits)
+    fit, dev, refit, _ = recommender_data(ml_splits, users, items, item_embeddings)
+    rec_config = RecommenderConfig(
+        n_users=len(users), n_items=len(items), embedding_dim=item_embeddings.shape[1], dim=profile.rec_dim,
+        global_mean=GlobalMean().fit(fit.history).mean,
+    )
+    recommender, rec_log = fit_recommender(
+        rec_config, fit, dev, refit, epochs=profile.rec_epochs, lr=profile.rec_lr, l2=profile.rec_l2,
+        batch_size=profile.rec_batch_size, negatives=profile.rec_negatives, patience=profile.rec_patience, seed=seed,
+    )
+    history["recommender"] = rec_log
+    history["seconds"] = {"text": round(text_seconds, 1), "total": round(time.perf_counter() - started, 1)}
+    return save_checkpoint(
+        run_dir / "checkpoint",
+        text_model=model,
+        tokenizer=tokenizer,
+        recommender=recommender,
+        users=users,
+        items=items,
+        item_texts=ml_splits.items["text"].tolist(),
+        item_embeddings=np.vstack([np.zeros((1, item_embeddings.shape[1]), np.float32), item_embeddings]),
+        history=history,
+        extra_config={"profile": profile.to_dict(), "sources": sources.to_dict(), "seed": seed},
+    )
