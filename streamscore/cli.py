@@ -112,6 +112,61 @@ def evaluate(
     console.print(f"report: {files[1]}")
 
 
+stack_app = typer.Typer(no_args_is_help=True, help="The local Apache Kafka broker and PostgreSQL cluster.")
+db_app = typer.Typer(no_args_is_help=True, help="The PostgreSQL schema.")
+app.add_typer(stack_app, name="stack")
+app.add_typer(db_app, name="db")
+
+
+@stack_app.command("up")
+def stack_up_command(
+    topics: Annotated[bool, typer.Option(help="Create the topics.")] = True,
+    migrations: Annotated[bool, typer.Option(help="Apply the SQL migrations.")] = True,
+) -> None:
+    """Start Kafka (KRaft) and PostgreSQL unless already running, create topics, migrate the schema."""
+    from streamscore.stack.manager import stack_up
+
+    try:
+        report = stack_up(get_settings(), with_topics=topics, with_migrations=migrations)
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    for key, value in report.items():
+        console.print(f"{key}: {value}")
+
+
+@stack_app.command("down")
+def stack_down_command() -> None:
+    """Stop the processes that `stack up` started (and only those)."""
+    from streamscore.stack.manager import stack_down
+
+    for key, stopped in stack_down(get_settings()).items():
+        console.print(f"{key}: {'stopped' if stopped else 'not started by stack up'}")
+
+
+@stack_app.command("status")
+def stack_status_command() -> None:
+    """Show whether each service answers, with its PID and data folder."""
+    from streamscore.stack.manager import stack_status
+
+    for service, fields in stack_status(get_settings()).items():
+        console.print(f"[bold]{service}[/]: " + ", ".join(f"{k}={v}" for k, v in fields.items()))
+
+
+@db_app.command("migrate")
+def db_migrate_command(schema: Annotated[Optional[str], typer.Option(help="Target schema (default: the connection's).")] = None) -> None:
+    """Apply pending migrations from sql/ with yoyo-migrations."""
+    from streamscore.db.connection import admin_url
+    from streamscore.db.migrate import migrate
+
+    try:
+        applied = migrate(admin_url(get_settings()), schema)
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    console.print(f"applied: {', '.join(applied) if applied else 'nothing (up to date)'}")
+
+
 def run() -> None:  # pragma: no cover - console entry point
     app()
 

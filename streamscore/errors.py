@@ -49,3 +49,16 @@ class CheckpointError(StreamscoreError):
         self.path = Path(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class StackError(StreamscoreError):
+    """A local service (Kafka, PostgreSQL) could not be set up, started or reached."""
+
+    def __init__(self, service: str, reason: str, log_tail: str = ""):
+        self.service = service
+        self.reason = reason
+        self.log_tail = log_tail
+        message = f"{service}: {reason}"
+        if log_tail:
+            message += f"\n--- last log lines ---\n{log_tail}"
+        super().__init__(message)

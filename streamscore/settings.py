@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -36,6 +36,32 @@ class Settings(BaseSettings):
     seed: int = Field(default=13, description="Seed for splits, sampling and initialisation.")
     log_level: str = Field(default="WARNING", description="Level of streamscore's own loggers.")
     log_format: Literal["logfmt", "json"] = Field(default="logfmt", description="Log line format.")
+
+    # local stack: Kafka
+    stack_dir: Path = Field(default=Path(".stack"), description="Data, logs and PIDs of the local Kafka and PostgreSQL.")
+    cache_dir: Path = Field(default=Path(".cache"), description="Resolved Kafka jars (reused across runs).")
+    kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers (host:port[,host:port]).")
+    kafka_controller_port: int = Field(default=9093, description="KRaft controller port of the local broker.")
+    kafka_heap: str = Field(default="512m", description="JVM heap of the local broker.")
+    topic_prefix: str = Field(default="", description="Prefix for every topic name, e.g. 'prod.'.")
+    topic_partitions: int = Field(default=4, ge=1, description="Partitions of the input topics.")
+    topic_news: str = Field(default="news", description="Financial news events (in).")
+    topic_items: str = Field(default="items", description="Item catalog events (in, compacted).")
+    topic_clicks: str = Field(default="clicks", description="Click events (in).")
+    topic_recommendations: str = Field(default="recommendations", description="Recommendation updates (out).")
+    topic_alerts: str = Field(default="alerts", description="Negative-sentiment alerts (out).")
+    topic_dead_letter: str = Field(default="dead-letter", description="Rejected events with their reason (out).")
+
+    # PostgreSQL
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "STREAMSCORE_DATABASE_URL"),
+        description="Admin/migration connection; when unset, `stack up` runs a local cluster.",
+    )
+    writer_database_url: str | None = Field(default=None, description="Connection of the workers' writer role.")
+    reader_database_url: str | None = Field(default=None, description="Connection of the dashboards' read-only role.")
+    pg_port: int = Field(default=55432, description="Port of the local PostgreSQL cluster started by `stack up`.")
+    pg_database: str = Field(default="streamscore", description="Database created in the local cluster.")
 
 
 @lru_cache(maxsize=1)

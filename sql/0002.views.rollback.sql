@@ -1,0 +1,1 @@
+DROP VIEW IF EXISTS v_dead_letters_by_reason, v_throughput_per_minute, v_recommendation_freshness, v_alert_timeline, v_sentiment_entity_hourly;

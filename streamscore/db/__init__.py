@@ -1,0 +1,1 @@
+"""PostgreSQL contracts: table definitions (agreeing with ``sql/``), connection URLs and migrations."""

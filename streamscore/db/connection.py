@@ -1,0 +1,52 @@
+"""Connection URLs for the three roles, from ``DATABASE_URL`` or the local cluster, and engine creation."""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, create_engine
+from sqlalchemy.engine import make_url
+
+from streamscore.settings import Settings
+
+WRITER_ROLE = "streamscore_writer"
+READER_ROLE = "streamscore_reader"
+
+
+def _local_url(settings: Settings, user: str) -> str:
+    return f"postgresql+psycopg2://{user}@127.0.0.1:{settings.pg_port}/{settings.pg_database}"
+
+
+def admin_url(settings: Settings) -> str:
+    """Owner of the schema: runs migrations. ``DATABASE_URL`` when given, else the local cluster's superuser."""
+    return _normalise(settings.database_url) if settings.database_url else _local_url(settings, "streamscore")
+
+
+def writer_url(settings: Settings) -> str:
+    """The workers' role: rows only, no DDL."""
+    if settings.writer_database_url:
+        return _normalise(settings.writer_database_url)
+    return _local_url(settings, WRITER_ROLE) if not settings.database_url else admin_url(settings)
+
+
+def reader_url(settings: Settings) -> str:
+    """The dashboards' role: the views only."""
+    if settings.reader_database_url:
+        return _normalise(settings.reader_database_url)
+    return _local_url(settings, READER_ROLE) if not settings.database_url else admin_url(settings)
+
+
+def _normalise(url: str) -> str:
+    """Accept ``postgres://`` and ``postgresql://`` URLs as given by most providers; use psycopg2."""
+    parsed = make_url(url.replace("postgres://", "postgresql://", 1))
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg2")
+    return parsed.render_as_string(hide_password=False)
+
+
+def with_schema(url: str, schema: str) -> str:
+    """The same URL with ``search_path`` set to ``schema`` (tests use one schema per test)."""
+    parsed = make_url(url)
+    return parsed.update_query_dict({"options": f"-csearch_path={schema}"}).render_as_string(hide_password=False)
+
+
+def make_engine(url: str, **kwargs) -> Engine:
+    return create_engine(url, pool_pre_ping=True, future=True, **kwargs)

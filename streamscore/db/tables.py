@@ -1,0 +1,136 @@
+"""SQLAlchemy 2 definitions of the tables in ``sql/0001.tables.sql``.
+
+``sql/`` is the source of truth that migrations apply; these classes give the worker typed access to the same
+tables, and ``tests/stack/test_schema.py`` proves the two agree column by column (names, types, nullability,
+primary keys), so a migration that changes one without the other fails CI.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ARRAY, BigInteger, Boolean, DateTime, Integer, MetaData, REAL, Text, func
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {"ix": "%(table_name)s_%(column_0_name)s_idx", "pk": "%(table_name)s_pkey"}
+
+TS = DateTime(timezone=True)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class ModelVersion(Base):
+    __tablename__ = "model_versions"
+    version: Mapped[str] = mapped_column(Text, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(TS)
+    source_checkpoint: Mapped[str | None] = mapped_column(Text)
+    manifest: Mapped[dict] = mapped_column(JSONB, server_default="{}")
+    first_seen_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
+
+
+class Item(Base):
+    __tablename__ = "items"
+    item_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    title: Mapped[str] = mapped_column(Text)
+    body: Mapped[str | None] = mapped_column(Text)
+    tags: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    event_ts: Mapped[datetime] = mapped_column(TS)
+    embedding: Mapped[list[float] | None] = mapped_column(ARRAY(REAL))
+    embedding_model_version: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
+
+
+class NewsSentiment(Base):
+    __tablename__ = "news_sentiment"
+    news_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    event_ts: Mapped[datetime] = mapped_column(TS)
+    headline: Mapped[str] = mapped_column(Text)
+    source: Mapped[str | None] = mapped_column(Text)
+    entities: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    label: Mapped[str] = mapped_column(Text)
+    p_negative: Mapped[float] = mapped_column(REAL)
+    p_neutral: Mapped[float] = mapped_column(REAL)
+    p_positive: Mapped[float] = mapped_column(REAL)
+    model_version: Mapped[str] = mapped_column(Text)
+    source_partition: Mapped[int | None] = mapped_column(Integer)
+    source_offset: Mapped[int | None] = mapped_column(BigInteger)
+    scored_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
+
+
+class ClickEvent(Base):
+    __tablename__ = "click_events"
+    event_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    user_id: Mapped[str] = mapped_column(Text)
+    item_id: Mapped[str] = mapped_column(Text)
+    action: Mapped[str] = mapped_column(Text, server_default="click")
+    rating: Mapped[float | None] = mapped_column(REAL)
+    event_ts: Mapped[datetime] = mapped_column(TS)
+    source_partition: Mapped[int | None] = mapped_column(Integer)
+    source_offset: Mapped[int | None] = mapped_column(BigInteger)
+    processed_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
+
+
+class RecommendationHistory(Base):
+    __tablename__ = "recommendation_history"
+    trigger_event_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    user_id: Mapped[str] = mapped_column(Text)
+    items: Mapped[list] = mapped_column(JSONB)
+    cold_start: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    model_version: Mapped[str] = mapped_column(Text)
+    event_ts: Mapped[datetime] = mapped_column(TS)
+    created_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
+
+
+class RecommendationLatest(Base):
+    __tablename__ = "recommendations_latest"
+    user_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    trigger_event_id: Mapped[str] = mapped_column(Text)
+    items: Mapped[list] = mapped_column(JSONB)
+    cold_start: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    model_version: Mapped[str] = mapped_column(Text)
+    event_ts: Mapped[datetime] = mapped_column(TS)
+    updated_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
+
+
+class Alert(Base):
+    __tablename__ = "alerts"
+    alert_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    status: Mapped[str] = mapped_column(Text, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, server_default="0")
+    entity: Mapped[str] = mapped_column(Text)
+    window_start: Mapped[datetime] = mapped_column(TS)
+    window_end: Mapped[datetime] = mapped_column(TS)
+    negative_count: Mapped[int] = mapped_column(Integer)
+    total_count: Mapped[int] = mapped_column(Integer)
+    negative_share: Mapped[float] = mapped_column(REAL)
+    baseline_share: Mapped[float] = mapped_column(REAL)
+    score: Mapped[float] = mapped_column(REAL)
+    evidence: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    model_version: Mapped[str] = mapped_column(Text)
+    event_ts: Mapped[datetime] = mapped_column(TS)
+    created_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
+
+
+class DeadLetter(Base):
+    __tablename__ = "dead_letters"
+    source_topic: Mapped[str] = mapped_column(Text, primary_key=True)
+    source_partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_offset: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    error_code: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)
+    payload_encoding: Mapped[str] = mapped_column(Text, server_default="utf-8")
+    created_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
+
+
+VIEWS = (
+    "v_sentiment_entity_hourly",
+    "v_alert_timeline",
+    "v_recommendation_freshness",
+    "v_throughput_per_minute",
+    "v_dead_letters_by_reason",
+)
+"""Dashboard views (defined in ``sql/0002.views.sql``); the only relations the reader role may read."""

@@ -1,0 +1,70 @@
+"""Topic names and their configs, from settings (with the optional prefix). Shared by stack, worker and replay."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from streamscore.settings import Settings
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Topics:
+    news: str
+    items: str
+    clicks: str
+    recommendations: str
+    alerts: str
+    dead_letter: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Topics:
+        p = settings.topic_prefix
+        return cls(
+            news=p + settings.topic_news,
+            items=p + settings.topic_items,
+            clicks=p + settings.topic_clicks,
+            recommendations=p + settings.topic_recommendations,
+            alerts=p + settings.topic_alerts,
+            dead_letter=p + settings.topic_dead_letter,
+        )
+
+    def specs(self, partitions: int) -> list[TopicSpec]:
+        """Inputs and outputs keyed by entity get ``partitions`` partitions; the item catalog is compacted so
+        the latest version of every item survives forever, like a table."""
+        return [
+            TopicSpec(self.news, partitions, {"retention.ms": str(7 * 24 * 3600 * 1000)}),
+            TopicSpec(self.items, partitions, {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}),
+            TopicSpec(self.clicks, partitions, {"retention.ms": str(7 * 24 * 3600 * 1000)}),
+            TopicSpec(self.recommendations, partitions, {"cleanup.policy": "compact,delete"}),
+            TopicSpec(self.alerts, partitions, {}),
+            TopicSpec(self.dead_letter, 1, {"retention.ms": str(30 * 24 * 3600 * 1000)}),
+        ]
+
+
+def create_topics(bootstrap: str, specs: list[TopicSpec], timeout_ms: int = 30000) -> list[str]:
+    """Create the topics that do not exist yet (idempotent); returns the names created."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
+    try:
+        existing = set(admin.list_topics())
+        missing = [s for s in specs if s.name not in existing]
+        if missing:
+            try:
+                admin.create_topics(
+                    [NewTopic(s.name, s.partitions, 1, topic_configs=s.config) for s in missing], timeout_ms=timeout_ms
+                )
+            except TopicAlreadyExistsError:
+                pass  # created concurrently by another process: the goal is reached
+        return [s.name for s in missing]
+    finally:
+        admin.close()
