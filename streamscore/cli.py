@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from streamscore.errors import StreamscoreError
@@ -29,7 +30,7 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log at I
 
 
 def _fail(exc: StreamscoreError) -> None:
-    console.print(f"[bold red]error:[/] {exc}")
+    console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
     raise typer.Exit(code=2)
 
 
@@ -110,6 +111,86 @@ def evaluate(
     files = write_report(evaluation, out or checkpoint.parent / "report")
     print_summary(evaluation.metrics)
     console.print(f"report: {files[1]}")
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint folder written by `streamscore train`.")],
+    out: Annotated[Path, typer.Option(help="Models folder: the bundle goes to <out>/<version>, the pointer to <out>/current.")] = Path("models"),
+    current: Annotated[bool, typer.Option(help="Point <out>/current at the new bundle.")] = True,
+    max_accuracy_drop: Annotated[float, typer.Option(help="Refuse int8 if sentiment accuracy drops by more.")] = 0.01,
+    max_rmse_increase: Annotated[float, typer.Option(help="Refuse int8 if a rating RMSE rises by more.")] = 0.02,
+    atol: Annotated[float, typer.Option(help="Max |ONNX − PyTorch| on held-out texts.")] = 1e-4,
+) -> None:
+    """Export a checkpoint to a validated ONNX bundle (fp32 + int8 + user–item head) with a manifest."""
+    from export.exporter import ExportLimits, export_bundle, sizes_mb
+
+    try:
+        bundle = export_bundle(checkpoint, out, ExportLimits(atol, max_accuracy_drop, max_rmse_increase), make_current=current)
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    validation = bundle.manifest["validation"]
+    fp32, int8 = validation["metrics"]["fp32"], validation["metrics"]["int8"]
+    console.print(f"bundle {bundle.version} at {bundle.path} (sizes MB: {sizes_mb(bundle)})")
+    console.print(f"parity max |diff| {validation['parity']['text']['max_abs_diff']:.2e}; providers {validation['providers']}")
+    console.print(
+        f"fp32: accuracy {fp32['sentiment_accuracy']:.4f}, review RMSE {fp32['review_rmse']:.4f}, MovieLens RMSE {fp32['movielens_rmse']:.4f}\n"
+        f"int8: accuracy {int8['sentiment_accuracy']:.4f}, review RMSE {int8['review_rmse']:.4f}, MovieLens RMSE {int8['movielens_rmse']:.4f}"
+    )
+
+
+@app.command()
+def score(
+    model: Annotated[Path, typer.Option(help="A bundle folder, or a models folder with a `current` pointer.")] = Path("models/current"),
+    task: Annotated[str, typer.Option(help="sentiment, review-rating or embed.")] = "sentiment",
+    input: Annotated[str, typer.Option("--input", help="CSV or JSONL file with a `text` column; - for JSONL on stdin.")] = "-",
+    output: Annotated[str, typer.Option("--output", help="CSV or JSONL file; - for JSONL on stdout.")] = "-",
+    variant: Annotated[str, typer.Option(help="auto (int8 on CPU, fp32 on GPU), fp32 or int8.")] = "auto",
+    text_column: Annotated[str, typer.Option(help="Column holding the text.")] = "text",
+    id_column: Annotated[str, typer.Option(help="Column copied to the output as `id`.")] = "id",
+) -> None:
+    """Score a file with a bundle: one output row per input row, errors as rows with their reason."""
+    from streamscore.file_scoring import TASKS, score_file
+    from streamscore.scorer import Scorer
+
+    if task not in TASKS:
+        raise typer.BadParameter(f"task must be one of {', '.join(TASKS)}")
+    try:
+        scorer = Scorer(model, variant=variant)  # type: ignore[arg-type]
+        counts = score_file(scorer, task, input, output, text_column, id_column)
+    except (StreamscoreError, ValueError, OSError) as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(code=2) from None
+    Console(stderr=True).print(f"{counts['scored']} scored, {counts['errors']} error rows; model {scorer.version}, providers {scorer.providers}")
+
+
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks written to docs/benchmarks (JSON, markdown, PNG).")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("model")
+def bench_model_command(
+    checkpoint: Annotated[Path, typer.Option(help="Checkpoint for the PyTorch eager side.")] = Path("runs/default/checkpoint"),
+    model: Annotated[Path, typer.Option(help="Bundle exported from that checkpoint (or a models folder).")] = Path("models/current"),
+    threads: Annotated[int, typer.Option(help="Threads for every engine.")] = 2,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("docs/benchmarks"),
+    texts: Annotated[int, typer.Option(help="News texts used to build the batches.")] = 2000,
+) -> None:
+    """PyTorch eager fp32 vs ONNX Runtime fp32 vs int8 at batch 1/8/32/128 and length 64/128."""
+    from streamscore.bench.model_bench import run_model_bench
+    from trainer.data.financial_news import load_financial_news
+
+    settings = get_settings()
+    try:
+        _, test = load_financial_news(settings.data_dir)
+        report = run_model_bench(checkpoint, model, threads, test.texts[:texts], out)
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    key = {(s["engine"], s["batch_size"], s["seq_len"]): s["ratio"] for s in report["speedup_vs_eager"]}
+    console.print(f"ORT int8 ÷ eager at batch 32, length 64: {key[('ort-int8', 32, 64)]:.2f}×; fp32 ÷ eager: {key[('ort-fp32', 32, 64)]:.2f}×")
+    console.print(f"written: {out / 'model.json'}, {out / 'model.md'}, {out / 'model.png'}")
 
 
 stack_app = typer.Typer(no_args_is_help=True, help="The local Apache Kafka broker and PostgreSQL cluster.")

@@ -4,7 +4,7 @@
       config.json              format, text model and recommender configs, profile, data sources, seed
       model.safetensors        the multi-task text model (encoder + heads)
       recommender.safetensors  both towers of the user–item head, plus the cached item embeddings
-      ids.json                 user and item ids in row order (row 0 of every table is "unknown")
+      ids.json                 user and item ids in row order (row 0 of every table is "unknown"), popular items
       items.jsonl              catalog item texts in row order (what the embeddings were computed from)
       history.json             training curves
       tokenizer.json, vocab.txt, tokenizer_config.json, special_tokens_map.json
@@ -42,6 +42,7 @@ class Checkpoint:
     item_texts: list[str]
     item_embeddings: np.ndarray
     """``(n_items + 1, E)`` with row 0 zero, aligned with ``items``."""
+    popular_items: list[str]
     history: dict
 
 
@@ -54,6 +55,7 @@ def save_checkpoint(
     users: IdIndex,
     items: IdIndex,
     item_texts: list[str],
+    popular_items: list[str],
     item_embeddings: np.ndarray,
     history: dict,
     extra_config: dict,
@@ -64,7 +66,7 @@ def save_checkpoint(
     rec_state = {k: v.detach().contiguous().cpu() for k, v in recommender.state_dict().items()}
     rec_state["item_embeddings"] = torch.from_numpy(np.ascontiguousarray(item_embeddings, dtype=np.float32))
     save_file(rec_state, str(path / "recommender.safetensors"), metadata={"format": FORMAT})
-    (path / "ids.json").write_text(json.dumps({"users": users.ids, "items": items.ids}))
+    (path / "ids.json").write_text(json.dumps({"users": users.ids, "items": items.ids, "popular_items": popular_items}))
     with (path / "items.jsonl").open("w", encoding="utf-8") as handle:
         for item_id, text in zip(items.ids, item_texts):
             handle.write(json.dumps({"item_id": item_id, "text": text}, ensure_ascii=False) + "\n")
@@ -110,5 +112,6 @@ def load_checkpoint(path: Path | str) -> Checkpoint:
         items=IdIndex(ids["items"]),
         item_texts=texts,
         item_embeddings=item_embeddings,
+        popular_items=ids.get("popular_items", []),
         history=history,
     )

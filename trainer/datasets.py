@@ -7,7 +7,7 @@ exactly the test sets that ``streamscore train`` held out.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,30 @@ class DataSources:
     @classmethod
     def from_dict(cls, raw: dict) -> DataSources:
         return cls(**{k: (Path(v) if v is not None else None) for k, v in raw.items()})
+
+
+@dataclass(frozen=True)
+class SplitRecipe:
+    """What rebuilds a run's exact splits: its sources, profile and seed (stored in the checkpoint config)."""
+
+    sources: DataSources
+    profile: Profile
+    seed: int
+
+    @classmethod
+    def from_checkpoint_config(cls, config: dict, data_dir: Path | None = None) -> SplitRecipe:
+        """``data_dir`` re-points the public datasets (the same data, found elsewhere on this machine)."""
+        profile = Profile(**{**config["profile"], "review_split": tuple(config["profile"]["review_split"])})
+        sources = DataSources.from_dict(config["sources"])
+        if data_dir is not None:
+            sources = replace(sources, data_dir=data_dir)
+        return cls(sources, profile, int(config["seed"]))
+
+    def text_splits(self) -> TextSplits:
+        return load_text_splits(self.sources, self.profile, self.seed)
+
+    def interaction_splits(self) -> InteractionSplits:
+        return load_interaction_splits(self.sources, self.profile, self.seed)
 
 
 @dataclass

@@ -14,10 +14,9 @@ from streamscore.settings import Settings
 from trainer.baselines import BiasBaseline, GlobalMean, popularity_scores, tuned_funk_svd
 from trainer.checkpoint import Checkpoint, load_checkpoint
 from trainer.data.formats import SENTIMENT_LABELS
-from trainer.datasets import DataSources, load_interaction_splits, load_text_splits
+from trainer.datasets import SplitRecipe
 from trainer.inference import predict_texts
 from trainer.metrics import classification_report, regression_report
-from trainer.profiles import Profile
 from trainer.recommender import evaluate_rating, evaluate_ranking, evaluate_ranking_scores
 from trainer.training import choose_device, recommender_data
 
@@ -39,17 +38,13 @@ def evaluate_checkpoint(checkpoint: Path | Checkpoint, settings: Settings, data_
     """Recompute every metric of the report from the checkpoint alone (splits are rebuilt from its config)."""
     ckpt = checkpoint if isinstance(checkpoint, Checkpoint) else load_checkpoint(checkpoint)
     started = time.perf_counter()
-    config = ckpt.config
-    profile = Profile(**{**config["profile"], "review_split": tuple(config["profile"]["review_split"])})
-    sources = DataSources.from_dict(config["sources"])
-    if data_dir is not None:
-        sources = DataSources(**{**sources.__dict__, "data_dir": data_dir})
-    seed = int(config["seed"])
+    recipe = SplitRecipe.from_checkpoint_config(ckpt.config, data_dir)
+    profile = recipe.profile
     device = choose_device(settings.device)
     model = ckpt.text_model.to(device)
     tok = ckpt.tokenizer
 
-    text = load_text_splits(sources, profile, seed)
+    text = recipe.text_splits()
     sent_out = predict_texts(model, tok, text.sentiment_test.texts, model.config.max_length_sentiment, device=device, desc="sentiment test")
     sentiment = classification_report(text.sentiment_test.labels, sent_out["sentiment_logits"].argmax(-1), SENTIMENT_LABELS)
     majority = np.bincount(text.sentiment_train.labels, minlength=3).argmax()
@@ -68,7 +63,7 @@ def evaluate_checkpoint(checkpoint: Path | Checkpoint, settings: Settings, data_
     }
     model.cpu()
 
-    ml = load_interaction_splits(sources, profile, seed)
+    ml = recipe.interaction_splits()
     fit, dev, _, test = recommender_data(ml, ckpt.users, ckpt.items, ckpt.item_embeddings[1:])
     seen = test.history
     n_users, n_items = len(ckpt.users), len(ckpt.items)
@@ -76,7 +71,7 @@ def evaluate_checkpoint(checkpoint: Path | Checkpoint, settings: Settings, data_
     rec = ckpt.recommender
     global_mean = GlobalMean().fit(seen)
     bias = BiasBaseline(n_users, n_items).fit(seen)
-    mf, mf_params = tuned_funk_svd(n_users, n_items, fit.history, dev.targets, seed)
+    mf, mf_params = tuned_funk_svd(n_users, n_items, fit.history, dev.targets, recipe.seed)
     t = test.targets
     model_rating = evaluate_rating(rec, test, profiles)
     with torch.no_grad():

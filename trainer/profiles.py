@@ -39,7 +39,8 @@ class Profile:
     rec_lr: float = 3e-3
     rec_l2: float = 0.05
     rec_negatives: int = 512
-    rec_patience: int = 5
+    rec_patience: int = 10
+    """Dev nDCG@10 is noisy from epoch to epoch (±0.005 on MovieLens-small): stop only after a long plateau."""
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -221,6 +221,14 @@ def recommender_data(splits: InteractionSplits, users: IdIndex, items: IdIndex, 
     )
 
 
+def popular_items(seen: EncodedInteractions, items: IdIndex, top: int = 100) -> list[str]:
+    """The most interacted-with item ids: what a user with no history is shown (cold start)."""
+    counts = np.bincount(seen.items, minlength=len(items) + 1)
+    counts[0] = 0
+    order = np.argsort(-counts, kind="stable")[:top]
+    return [items.ids[i - 1] for i in order if counts[i] > 0]
+
+
 def interaction_indices(splits: InteractionSplits) -> tuple[IdIndex, IdIndex]:
     users = sorted(set(splits.train["user_id"]) | set(splits.dev["user_id"]) | set(splits.test["user_id"]))
     return IdIndex(users), IdIndex(splits.items["item_id"].tolist())
@@ -240,6 +248,7 @@ def run_training(settings: Settings, profile: Profile, sources: DataSources, run
     logger.warning("data loaded", extra={**text_splits.sizes(), **{f"interactions_{k}": v for k, v in ml_splits.sizes().items()}})
     tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir))
     model = MultiTaskTextModel.from_pretrained_encoder(encoder_dir)
+    setup_seconds = time.perf_counter() - started
     history = fine_tune_text(model, tokenizer, text_splits, profile, device, run_dir / STATE_DIR, seed, resume)
     text_seconds = time.perf_counter() - started
 
@@ -258,7 +267,15 @@ def run_training(settings: Settings, profile: Profile, sources: DataSources, run
         batch_size=profile.rec_batch_size, negatives=profile.rec_negatives, patience=profile.rec_patience, seed=seed,
     )
     history["recommender"] = rec_log
-    history["seconds"] = {"text": round(text_seconds, 1), "total": round(time.perf_counter() - started, 1)}
+    # Epoch times come from the history so that a resumed run still reports the whole training time.
+    text_total = sum(e["seconds"] for e in history["epochs"])
+    after_text = time.perf_counter() - started - text_seconds
+    history["seconds"] = {
+        "setup": round(setup_seconds, 1),
+        "text": round(text_total, 1),
+        "items_and_recommender": round(after_text, 1),
+        "total": round(setup_seconds + text_total + after_text, 1),
+    }
     return save_checkpoint(
         run_dir / "checkpoint",
         text_model=model,
@@ -267,6 +284,7 @@ def run_training(settings: Settings, profile: Profile, sources: DataSources, run
         users=users,
         items=items,
         item_texts=ml_splits.items["text"].tolist(),
+        popular_items=popular_items(fit.history.concat(dev.targets), items),
         item_embeddings=np.vstack([np.zeros((1, item_embeddings.shape[1]), np.float32), item_embeddings]),
         history=history,
         extra_config={"profile": profile.to_dict(), "sources": sources.to_dict(), "seed": seed},

@@ -73,25 +73,26 @@ class ClickEvent(Base):
     processed_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
 
 
-class RecommendationHistory(Base):
+class _RecommendationColumns:
+    """Columns shared by the history (one row per trigger) and the latest-per-user table."""
+
+    items: Mapped[list] = mapped_column(JSONB)
+    cold_start: Mapped[bool] = mapped_column(Boolean, server_default="false")
+    model_version: Mapped[str] = mapped_column(Text)
+    event_ts: Mapped[datetime] = mapped_column(TS)
+
+
+class RecommendationHistory(_RecommendationColumns, Base):
     __tablename__ = "recommendation_history"
     trigger_event_id: Mapped[str] = mapped_column(Text, primary_key=True)
     user_id: Mapped[str] = mapped_column(Text)
-    items: Mapped[list] = mapped_column(JSONB)
-    cold_start: Mapped[bool] = mapped_column(Boolean, server_default="false")
-    model_version: Mapped[str] = mapped_column(Text)
-    event_ts: Mapped[datetime] = mapped_column(TS)
     created_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
 
 
-class RecommendationLatest(Base):
+class RecommendationLatest(_RecommendationColumns, Base):
     __tablename__ = "recommendations_latest"
     user_id: Mapped[str] = mapped_column(Text, primary_key=True)
     trigger_event_id: Mapped[str] = mapped_column(Text)
-    items: Mapped[list] = mapped_column(JSONB)
-    cold_start: Mapped[bool] = mapped_column(Boolean, server_default="false")
-    model_version: Mapped[str] = mapped_column(Text)
-    event_ts: Mapped[datetime] = mapped_column(TS)
     updated_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
 
 

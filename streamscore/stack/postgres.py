@@ -8,6 +8,7 @@ PostgreSQL refuses to run as root, so as root the cluster belongs to the ``postg
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -33,12 +34,25 @@ def find_bin_dir() -> Path | None:
     return None
 
 
+def cluster_home(stack_dir: Path) -> Path:
+    """Where the cluster lives: ``<stack_dir>/postgres``, or, as root, a folder of the ``postgres`` user.
+
+    As root the server runs as ``postgres``, which may not be able to enter the checkout (a clone under
+    /root, say); its own home (/var/lib/postgresql) always works. One folder per stack directory.
+    """
+    stack_dir = stack_dir.resolve()
+    if os.geteuid() != 0:
+        return stack_dir / "postgres"
+    digest = hashlib.sha1(str(stack_dir).encode()).hexdigest()[:10]
+    return Path("/var/lib/postgresql") / f"streamscore-{digest}"
+
+
 class LocalPostgres:
     service = "postgres"
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.home = Path(settings.stack_dir).resolve() / "postgres"
+        self.home = cluster_home(Path(settings.stack_dir))
         self.data = self.home / "data"
         self.sockets = self.home / "run"
         self.logfile = self.home / "logs" / "postgres.log"

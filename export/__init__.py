@@ -1,0 +1,1 @@
+"""Export stage: checkpoint → Optimum ONNX export → validation → int8 → versioned bundle → ``models/current``."""

@@ -1,0 +1,153 @@
+"""Event contracts of every topic, validated at the edge with pydantic.
+
+Policies (documented in docs/events.md with the worker):
+
+* timestamps: ISO-8601 (a missing zone means UTC) or epoch milliseconds; stored as aware UTC datetimes;
+* ids: 1–200 characters, no control characters;
+* text: at most ``MAX_TEXT_CHARS`` characters per field — longer input is rejected (dead-lettered with
+  ``text_too_long``), never silently cut; text that fits but exceeds the model's token window is truncated
+  by the scorer, which flags it;
+* unknown extra fields are ignored (producers may add fields without breaking consumers).
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timezone
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+
+MAX_TEXT_CHARS = 20_000
+MAX_LIST_ITEMS = 50
+
+
+def parse_event_time(value: object) -> datetime:
+    """Epoch milliseconds (int/float/numeric string) or ISO-8601 → aware UTC datetime."""
+    if isinstance(value, bool):
+        raise ValueError("a timestamp, not a boolean")
+    if isinstance(value, (int, float)) or (isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit()):
+        millis = float(value)
+        if not math.isfinite(millis) or millis < 0:
+            raise ValueError("epoch milliseconds must be a finite, non-negative number")
+        try:
+            return datetime.fromtimestamp(millis / 1000.0, tz=timezone.utc)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise ValueError("epoch milliseconds out of range") from exc
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ValueError("an ISO-8601 timestamp or epoch milliseconds") from exc
+    else:
+        raise ValueError("an ISO-8601 timestamp or epoch milliseconds")
+    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+
+
+EventTime = Annotated[datetime, BeforeValidator(parse_event_time)]
+Id = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+Tag = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True, frozen=True)
+
+
+class NewsEvent(Event):
+    """``news`` (in): a financial news item to score for sentiment."""
+
+    id: Id
+    ts: EventTime
+    headline: Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+    body: Text | None = None
+    tickers: Annotated[list[Tag], Field(max_length=MAX_LIST_ITEMS)] = []
+    source: Annotated[str, Field(max_length=200)] | None = None
+
+    @property
+    def text(self) -> str:
+        """What the model reads: the headline (bodies are long; headlines carry the sentiment)."""
+        return self.headline
+
+
+class ItemEvent(Event):
+    """``items`` (in, compacted): a catalog item to embed; the latest event per ``item_id`` wins."""
+
+    item_id: Id
+    title: Annotated[str, Field(min_length=1, max_length=1000)]
+    text: Text | None = None
+    tags: Annotated[list[Tag], Field(max_length=MAX_LIST_ITEMS)] = []
+    ts: EventTime
+
+
+class ClickEvent(Event):
+    """``clicks`` (in): a user's interaction with an item; ``rating`` is optional explicit feedback."""
+
+    event_id: Id
+    user_id: Id
+    item_id: Id
+    ts: EventTime
+    rating: Annotated[float, Field(ge=0.0, le=5.0, allow_inf_nan=False)] | None = None
+    action: Literal["click", "view", "purchase", "rate"] = "click"
+
+    @field_validator("rating", mode="before")
+    @classmethod
+    def _no_bool_rating(cls, value: object) -> object:
+        if isinstance(value, bool):
+            raise ValueError("a number, not a boolean")
+        return value
+
+
+class RecommendedItem(BaseModel):
+    item_id: str
+    score: float
+    predicted_rating: float
+
+
+class RecommendationEvent(BaseModel):
+    """``recommendations`` (out): the user's new top-K after a click."""
+
+    user_id: str
+    items: list[RecommendedItem]
+    cold_start: bool
+    model_version: str
+    ts: datetime
+    trigger_event_id: str
+
+
+class AlertEvent(BaseModel):
+    """``alerts`` (out): a negative-sentiment surge for one entity changed state."""
+
+    alert_id: str
+    entity: str
+    status: Literal["raised", "updated", "resolved"]
+    seq: int
+    window_start: datetime
+    window_end: datetime
+    negative_count: int
+    total_count: int
+    negative_share: float
+    baseline_share: float
+    score: float
+    evidence: list[str]
+    model_version: str
+    ts: datetime
+
+
+class DeadLetterEvent(BaseModel):
+    """``dead-letter`` (out): an input record that could not be processed, with why and where from."""
+
+    source_topic: str
+    partition: int
+    offset: int
+    error_code: str
+    reason: str
+    payload: str
+    payload_encoding: Literal["utf-8", "base64"]
+    ts: datetime
+
+
+INPUT_EVENTS: dict[str, type[Event]] = {"news": NewsEvent, "items": ItemEvent, "clicks": ClickEvent}
+OUTPUT_EVENTS: dict[str, type[BaseModel]] = {"recommendations": RecommendationEvent, "alerts": AlertEvent, "dead-letter": DeadLetterEvent}

@@ -1,0 +1,198 @@
+"""The ONNX Runtime scorer shared by the worker, the ``score`` command and the benchmarks.
+
+It never imports torch. Provider choice: CUDA (with IO binding) when the CUDA provider really initialises on
+a GPU, else CPU with explicit thread settings. onnxruntime-gpu *lists* CUDAExecutionProvider even on a machine
+without a GPU and then silently runs on CPU, so the providers reported here are always the ones the session
+actually uses (``session.get_providers()``), never the ones requested.
+
+Texts are tokenised with the fast tokenizer, truncated per task, sorted by length and cut into sub-batches
+under a token budget (length bucketing), then padded only to the longest text of each sub-batch (dynamic
+padding); results come back in input order.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from streamscore.bundle import Bundle, BundleError
+
+logger = logging.getLogger(__name__)
+
+Variant = Literal["auto", "fp32", "int8"]
+TASK_MAX_LENGTH = {"sentiment": "max_length_sentiment", "review-rating": "max_length_review", "embed": "max_length_item"}
+SENTIMENT_LABELS = ("negative", "neutral", "positive")
+
+
+def gpu_present() -> bool:
+    """A CUDA device node exists; the CUDA provider listed by onnxruntime-gpu proves nothing by itself."""
+    return os.path.exists("/dev/nvidia0") or os.path.exists("/dev/nvidiactl")
+
+
+@dataclass(frozen=True)
+class TextScores:
+    """Outputs for a list of texts, in input order, plus how many tokens each text was cut to."""
+
+    outputs: dict[str, np.ndarray]
+    lengths: np.ndarray
+    truncated: np.ndarray
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+class Scorer:
+    """Scores texts and user–item pairs with a verified bundle."""
+
+    def __init__(
+        self,
+        bundle: Bundle | str | os.PathLike,
+        variant: Variant = "auto",
+        device: Literal["auto", "cpu", "cuda"] = "auto",
+        threads: int = 0,
+        token_budget: int = 8192,
+        warm_up: bool = True,
+    ):
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
+        manifest = self.bundle.manifest
+        self.version = self.bundle.version
+        self.limits = manifest["text_model"]["max_lengths"]
+        self.token_budget = token_budget
+        want_cuda = device == "cuda" or (device == "auto" and gpu_present() and "CUDAExecutionProvider" in ort.get_available_providers())
+        if variant == "auto":
+            variant = "fp32" if want_cuda or "model.int8.onnx" not in manifest["files"] else "int8"
+        self.variant = variant
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        providers: list = ["CPUExecutionProvider"]
+        if want_cuda:
+            providers = [("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"]
+        text_file = "model.int8.onnx" if variant == "int8" else "model.onnx"
+        try:
+            self.text_session = ort.InferenceSession(str(self.bundle.file(text_file)), options, providers=providers)
+            self.rec_session = ort.InferenceSession(str(self.bundle.file("recommender.onnx")), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors on a corrupt graph
+            raise BundleError(self.bundle.path, f"ONNX Runtime could not load {text_file}: {exc}") from exc
+        self.providers = self.text_session.get_providers()
+        self.on_cuda = self.providers[0] == "CUDAExecutionProvider"
+        if want_cuda and not self.on_cuda:
+            logger.warning("CUDA requested but ONNX Runtime runs on CPU", extra={"providers": ",".join(self.providers)})
+        self.output_names = [o.name for o in self.text_session.get_outputs()]
+        self.tokenizer = Tokenizer.from_file(str(self.bundle.file("tokenizer.json")))
+        self.tokenizer.no_padding()
+        self.pad_id = int(manifest["text_model"].get("pad_token_id", 0))
+        rec = json.loads(self.bundle.file("recommender.json").read_text())
+        self.user_ids: dict[str, int] = {u: i + 1 for i, u in enumerate(rec["users"])}
+        self.item_ids: dict[str, int] = {u: i + 1 for i, u in enumerate(rec["items"])}
+        self.popular_items: list[str] = rec["popular_items"]
+        logger.info("scorer ready", extra={"version": self.version, "variant": self.variant, "providers": ",".join(self.providers)})
+        if warm_up:
+            self.score_texts(["warm-up"], "sentiment")
+
+    # -- text ----------------------------------------------------------------------------------------
+    def encode(self, texts: Sequence[str], task: str) -> tuple[list[list[int]], np.ndarray]:
+        """Token ids per text, cut to the task's maximum length; also whether each text was cut."""
+        limit = int(self.limits[TASK_MAX_LENGTH[task]])
+        self.tokenizer.no_truncation()
+        encodings = self.tokenizer.encode_batch(list(texts))
+        ids = [e.ids for e in encodings]
+        truncated = np.array([len(x) > limit for x in ids])
+        return [x if len(x) <= limit else x[: limit - 1] + [x[-1]] for x in ids], truncated
+
+    def _run(self, input_ids: np.ndarray, attention_mask: np.ndarray) -> list[np.ndarray]:
+        feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if not self.on_cuda:
+            return self.text_session.run(None, feeds)
+        import onnxruntime as ort
+
+        binding = self.text_session.io_binding()
+        for name, value in feeds.items():
+            binding.bind_ortvalue_input(name, ort.OrtValue.ortvalue_from_numpy(value, "cuda", 0))
+        for name in self.output_names:
+            binding.bind_output(name, "cuda", 0)
+        self.text_session.run_with_iobinding(binding)
+        return [o.numpy() for o in binding.get_outputs()]
+
+    def score_texts(self, texts: Sequence[str], task: str) -> TextScores:
+        """Every text-model output for ``texts`` (the task picks the truncation length)."""
+        ids, truncated = self.encode(texts, task)
+        lengths = np.array([len(x) for x in ids], dtype=np.int64)
+        outputs: dict[str, np.ndarray] = {}
+        order = np.argsort(-lengths, kind="stable")
+        start = 0
+        while start < len(order):
+            width = int(lengths[order[start]])
+            size = max(1, self.token_budget // max(width, 1))
+            chunk = order[start : start + size]
+            batch = np.full((len(chunk), width), self.pad_id, dtype=np.int64)
+            mask = np.zeros((len(chunk), width), dtype=np.int64)
+            for row, index in enumerate(chunk):
+                seq = ids[index]
+                batch[row, : len(seq)] = seq
+                mask[row, : len(seq)] = 1
+            for name, value in zip(self.output_names, self._run(batch, mask)):
+                if name not in outputs:
+                    outputs[name] = np.zeros((len(texts), *value.shape[1:]), dtype=np.float32)
+                outputs[name][chunk] = value
+            start += len(chunk)
+        return TextScores(outputs, lengths, truncated)
+
+    def sentiment(self, texts: Sequence[str]) -> list[dict]:
+        scores = self.score_texts(texts, "sentiment")
+        probs = softmax(scores.outputs["sentiment_logits"])
+        return [
+            {"label": SENTIMENT_LABELS[int(p.argmax())], **{f"p_{name}": float(v) for name, v in zip(SENTIMENT_LABELS, p)}, "truncated": bool(t)}
+            for p, t in zip(probs, scores.truncated)
+        ]
+
+    def review_rating(self, texts: Sequence[str]) -> list[dict]:
+        scores = self.score_texts(texts, "review-rating")
+        probs = softmax(scores.outputs["review_logits"])
+        return [
+            {"rating": float(r), "stars": int(p.argmax()) + 1, "truncated": bool(t)}
+            for r, p, t in zip(scores.outputs["review_rating"], probs, scores.truncated)
+        ]
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self.score_texts(texts, "embed").outputs["embedding"]
+
+    # -- user–item -----------------------------------------------------------------------------------
+    def user_index(self, user_id: str) -> int:
+        return self.user_ids.get(str(user_id), 0)
+
+    def item_index(self, item_id: str) -> int:
+        return self.item_ids.get(str(item_id), 0)
+
+    def score_items(
+        self, user_indices: np.ndarray, user_profiles: np.ndarray, item_indices: np.ndarray, item_embeddings: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``(score, predicted_rating)``, each ``(n_users, n_items)``: every candidate for every user."""
+        score, rating = self.rec_session.run(
+            ["score", "predicted_rating"],
+            {
+                "user_index": np.asarray(user_indices, dtype=np.int64),
+                "user_profile": np.asarray(user_profiles, dtype=np.float32),
+                "item_index": np.asarray(item_indices, dtype=np.int64),
+                "item_embedding": np.asarray(item_embeddings, dtype=np.float32),
+            },
+        )
+        return score, rating
+
+    def describe(self) -> dict:
+        return {"version": self.version, "variant": self.variant, "providers": list(self.providers)}
+

@@ -1,0 +1,112 @@
+"""The ONNX Runtime scorer on the CPU path, its provider report, and the `score` command."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from streamscore.bundle import Bundle
+from streamscore.cli import app
+from streamscore.scorer import Scorer
+
+
+@pytest.fixture(scope="module")
+def scorer(bundle: Bundle) -> Scorer:
+    return Scorer(bundle, variant="int8", device="auto", threads=2)
+
+
+def test_provider_report_is_what_the_session_uses(scorer: Scorer) -> None:
+    assert scorer.providers == scorer.text_session.get_providers()
+    assert scorer.providers[0] == "CPUExecutionProvider"  # no GPU here, whatever onnxruntime-gpu lists
+    assert scorer.describe() == {"version": scorer.version, "variant": "int8", "providers": scorer.providers}
+
+
+def test_outputs_are_order_preserving_and_independent_of_batching(bundle: Bundle, scorer: Scorer) -> None:
+    texts = ["Stocks slump", "markets " * 300, "Shares of $AAPL rally after earnings beat expectations by a wide margin", "ok"]
+    fp32 = Scorer(bundle, variant="fp32", warm_up=False)
+    together = fp32.score_texts(texts, "sentiment").outputs["sentiment_logits"]
+    alone = np.vstack([fp32.score_texts([t], "sentiment").outputs["sentiment_logits"] for t in texts])
+    assert np.allclose(together, alone, atol=1e-4)
+    # int8 quantizes activations with one range per batch, so its outputs move slightly with the company
+    # a text keeps; they stay close, and the order is preserved.
+    together8 = scorer.score_texts(texts, "sentiment").outputs["sentiment_logits"]
+    alone8 = np.vstack([scorer.score_texts([t], "sentiment").outputs["sentiment_logits"] for t in texts])
+    assert np.allclose(together8, alone8, atol=0.25)
+    result = scorer.sentiment(texts)
+    assert [r["truncated"] for r in result] == [False, True, False, False]
+    assert all(abs(r["p_negative"] + r["p_neutral"] + r["p_positive"] - 1) < 1e-5 for r in result)
+    ratings = scorer.review_rating(["Love this dress, fits perfectly", "Terrible fabric, returned it"])
+    assert all(1.0 <= r["rating"] <= 5.0 and r["stars"] in range(1, 6) for r in ratings)
+    embeddings = scorer.embed(["Toy Story (1995)", "Heat (1995)"])
+    assert embeddings.shape == (2, 384) and np.allclose(np.linalg.norm(embeddings, axis=1), 1, atol=1e-3)
+
+
+def test_token_budget_splits_batches_without_changing_results(bundle: Bundle) -> None:
+    texts = [f"headline number {i} about markets and rates" * (1 + i % 4) for i in range(40)]
+    small = Scorer(bundle, variant="fp32", token_budget=64, warm_up=False).score_texts(texts, "sentiment").outputs
+    large = Scorer(bundle, variant="fp32", token_budget=100_000, warm_up=False).score_texts(texts, "sentiment").outputs
+    assert np.allclose(small["sentiment_logits"], large["sentiment_logits"], atol=1e-4)
+
+
+def test_user_item_scores_cover_every_candidate(scorer: Scorer) -> None:
+    items = ["1", "2", "never-seen-item"]
+    idx = np.array([scorer.item_index(i) for i in items])
+    assert idx[-1] == 0 and idx[0] > 0
+    emb = scorer.embed(["Toy Story (1995)", "Jumanji (1995)", "A brand new film (2031)"])
+    users = np.array([scorer.user_index(next(iter(scorer.user_ids))), 0])
+    score, rating = scorer.score_items(users, np.vstack([emb[:2].mean(0), emb[0]]), idx, emb)
+    assert score.shape == rating.shape == (2, 3)
+    assert np.isfinite(score).all() and ((rating >= 0.5) & (rating <= 5.0)).all()
+    assert scorer.popular_items and all(isinstance(i, str) for i in scorer.popular_items)
+
+
+def test_score_command_good_and_bad_rows(models_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "in.jsonl"
+    source.write_text(
+        '{"id": "a", "text": "$TSLA plunges after weak deliveries"}\n'
+        '{"id": "b", "text": 42}\n'
+        "this is not json\n"
+        '{"id": "d"}\n'
+        '{"id": "e", "text": "   "}\n'
+        '{"id": "f", "text": "Apple beats estimates"}\n'
+    )
+    target = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(app, ["score", "--model", str(models_dir), "--task", "sentiment", "--input", str(source), "--output", str(target)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in target.read_text().splitlines()]
+    assert [r["row"] for r in rows] == [1, 2, 3, 4, 5, 6]
+    version = Bundle.load(models_dir).version
+    assert all(r["model_version"] == version for r in rows)
+    assert [("error" in r) for r in rows] == [False, True, True, True, True, False]
+    assert rows[1]["error"] == "field 'text' must be a string, got int"
+    assert rows[2]["error"].startswith("invalid JSON")
+    assert rows[3]["error"] == "missing field 'text'"
+    assert rows[0]["label"] in ("negative", "neutral", "positive")
+
+
+def test_score_command_csv_review_rating(models_dir: Path, tmp_path: Path) -> None:
+    source = tmp_path / "in.csv"
+    source.write_text('id,text\n1,"Love it, fits well"\n2,too,many,fields\n3,Awful\n')
+    target = tmp_path / "out.csv"
+    result = CliRunner().invoke(app, ["score", "--model", str(models_dir), "--task", "review-rating", "--input", str(source), "--output", str(target)])
+    assert result.exit_code == 0, result.output
+    lines = target.read_text().splitlines()
+    assert lines[0].startswith("row,id,model_version,rating,stars")
+    assert len(lines) == 4 and "expected 2 fields like the header, got 4" in lines[2]
+
+
+def test_score_command_refuses_a_tampered_bundle(bundle: Bundle, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "b"
+    shutil.copytree(bundle.path, copy)
+    (copy / "model.int8.onnx").write_bytes(b"garbage")
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "x"}\n')
+    result = CliRunner().invoke(app, ["score", "--model", str(copy), "--input", str(source), "--output", str(tmp_path / "o.jsonl")])
+    assert result.exit_code == 2
+    assert "checksum mismatch for model.int8.onnx" in result.output
