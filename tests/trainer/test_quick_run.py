@@ -36,7 +36,6 @@ def test_quick_metrics_beat_trivial_baselines(quick_run: Path) -> None:
     assert m["review_rating"]["model"]["mae"] < m["review_rating"]["baseline_mean"]["mae"]
     assert m["movielens_rating"]["model"]["rmse"] < m["movielens_rating"]["global_mean"]["rmse"]
     assert m["movielens_ranking"]["model"]["ndcg@10"] > 0
-    assert m["training_seconds"]["total"] < 180
 
 
 def test_reloaded_checkpoint_reproduces_metrics_and_scores_cold_items(quick_run: Path, settings: Settings) -> None:
