@@ -17,7 +17,7 @@ from streamscore.scorer import Scorer
 from trainer.checkpoint import Checkpoint
 from trainer.inference import predict_texts
 from trainer.metrics import classification_report, regression_report
-from trainer.recommender import RecommenderData, evaluate_rating
+from trainer.recommender import RecommenderData
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,6 @@ resumable state folder written after every epoch.
 
 from __future__ import annotations
 
-import copy
-import json
 import logging
 import random
 import time
@@ -33,7 +31,7 @@ from trainer.data.formats import SENTIMENT_LABELS
 from trainer.metrics import classification_report, regression_report
 from trainer.model import REVIEW_STARS, MultiTaskTextModel
 from trainer.profiles import Profile
-from trainer.recommender import EncodedInteractions, HybridRecommender, IdIndex, RecommenderConfig, RecommenderData, fit_recommender
+from trainer.recommender import EncodedInteractions, IdIndex, RecommenderConfig, RecommenderData, fit_recommender
 
 logger = logging.getLogger(__name__)
 
