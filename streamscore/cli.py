@@ -193,6 +193,19 @@ def bench_model_command(
     console.print(f"written: {out / 'model.json'}, {out / 'model.md'}, {out / 'model.png'}")
 
 
+@app.command("event-schemas")
+def event_schemas(out: Annotated[Path, typer.Option(help="Folder for the JSON Schema files.")] = Path("docs/schemas")) -> None:
+    """Write the JSON Schema of every topic's events (generated from the pydantic models)."""
+    import json
+
+    from streamscore.events import json_schemas
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, schema in json_schemas().items():
+        (out / f"{name}.schema.json").write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
+    console.print(f"wrote {len(json_schemas())} schemas to {out}")
+
+
 stack_app = typer.Typer(no_args_is_help=True, help="The local Apache Kafka broker and PostgreSQL cluster.")
 db_app = typer.Typer(no_args_is_help=True, help="The PostgreSQL schema.")
 app.add_typer(stack_app, name="stack")

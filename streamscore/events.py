@@ -151,3 +151,10 @@ class DeadLetterEvent(BaseModel):
 
 INPUT_EVENTS: dict[str, type[Event]] = {"news": NewsEvent, "items": ItemEvent, "clicks": ClickEvent}
 OUTPUT_EVENTS: dict[str, type[BaseModel]] = {"recommendations": RecommendationEvent, "alerts": AlertEvent, "dead-letter": DeadLetterEvent}
+
+
+def json_schemas() -> dict[str, dict]:
+    """JSON Schema of every topic's events, keyed by ``<topic>.<in|out>``, generated from the models above."""
+    schemas = {f"{topic}.in": model.model_json_schema() for topic, model in INPUT_EVENTS.items()}
+    schemas.update({f"{topic}.out": model.model_json_schema() for topic, model in OUTPUT_EVENTS.items()})
+    return schemas
