@@ -156,6 +156,8 @@ def score(
 
     if task not in TASKS:
         raise typer.BadParameter(f"task must be one of {', '.join(TASKS)}")
+    if variant not in ("auto", "fp32", "int8"):
+        raise typer.BadParameter("variant must be auto, fp32 or int8")
     try:
         scorer = Scorer(model, variant=variant)  # type: ignore[arg-type]
         counts = score_file(scorer, task, input, output, text_column, id_column)
