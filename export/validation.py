@@ -96,8 +96,10 @@ def task_metrics(scorer: Scorer, held_out: HeldOut) -> dict:
     view = RecommenderData(data.history, data.targets, table, data.n_users)
     profiles = view.profiles()
     t = view.targets
-    _, rating = scorer.score_items(t.users, profiles[t.users], np.arange(table.shape[0]), table)
-    predicted = rating[np.arange(len(t.users)), t.items]
+    # Score each test user once against the catalog (users × items), not once per test row.
+    users, row_of_user = np.unique(t.users, return_inverse=True)
+    _, rating = scorer.score_items(users, profiles[users], np.arange(table.shape[0]), table)
+    predicted = rating[row_of_user, t.items]
     movielens = regression_report(t.ratings, predicted)
     return {
         "sentiment_accuracy": sentiment["accuracy"],

@@ -263,9 +263,5 @@ def db_migrate_command(schema: Annotated[Optional[str], typer.Option(help="Targe
     console.print(f"applied: {', '.join(applied) if applied else 'nothing (up to date)'}")
 
 
-def run() -> None:  # pragma: no cover - console entry point
-    app()
-
-
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(app())
