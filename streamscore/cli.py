@@ -167,6 +167,85 @@ def score(
     Console(stderr=True).print(f"{counts['scored']} scored, {counts['errors']} error rows; model {scorer.version}, providers {scorer.providers}")
 
 
+@app.command("worker")
+def run_worker(
+    web_port: Annotated[Optional[int], typer.Option(help="Port of /metrics, /health and /ready (default: STREAMSCORE_WORKER_WEB_PORT).")] = None,
+    loglevel: Annotated[str, typer.Option(help="Faust's log level: crit, error, warn, info or debug.")] = "warn",
+) -> None:
+    """Run one streaming worker (the Faust app `worker.app`); start several and they share the partitions."""
+    import os
+
+    if web_port is not None:
+        os.environ["STREAMSCORE_WORKER_WEB_PORT"] = str(web_port)
+        get_settings.cache_clear()
+    port = get_settings().worker_web_port
+    from worker.app import app as faust_app
+
+    sys.argv = ["streamscore worker", "worker", "--loglevel", loglevel, "--web-port", str(port)]
+    faust_app.main()
+
+
+@app.command()
+def replay(
+    news: Annotated[int, typer.Option(help="Financial news headlines (held-out set), stamped news-spacing apart.")] = 300,
+    clicks: Annotated[int, typer.Option(help="Most recent MovieLens ratings, as clicks in time order.")] = 300,
+    cold_users: Annotated[int, typer.Option(help="New users (unknown to the model) clicking popular movies.")] = 2,
+    surge: Annotated[Optional[str], typer.Option(help="Ticker that gets a burst of real negative headlines mid-stream.")] = None,
+    surge_size: Annotated[int, typer.Option(help="Headlines in the surge.")] = 30,
+    bad: Annotated[bool, typer.Option(help="Add one record of every kind of bad input.")] = False,
+    all_items: Annotated[bool, typer.Option(help="Replay the whole MovieLens catalog, not only the clicked and popular movies.")] = False,
+    rate: Annotated[float, typer.Option(help="Events per second; 0 sends as fast as possible.")] = 0.0,
+    news_spacing: Annotated[float, typer.Option(help="Seconds between generated news timestamps.")] = 30.0,
+    run: Annotated[Optional[str], typer.Option(help="Id prefix of this replay (default: from the clock, so a rerun is new events).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the news order and the surge's headlines.")] = 13,
+    catalog_wait: Annotated[float, typer.Option(help="Seconds to wait after the items, so clicks find them embedded.")] = 10.0,
+) -> None:
+    """Produce real-data streams from the shared datasets to Kafka: items, clicks, news (and a surge)."""
+    import time
+
+    from streamscore.replay import Scenario, produce
+    from streamscore.topics import Topics
+
+    settings = get_settings()
+    scenario = Scenario(
+        news=news, clicks=clicks, cold_users=cold_users, surge_ticker=surge, surge_size=surge_size, news_spacing_s=news_spacing,
+        bad=bad, all_items=all_items, seed=seed, run=run or f"r{int(time.time())}",
+    )
+    try:
+        records = scenario.build(settings.data_dir, Topics.from_settings(settings))
+    except OSError as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))} (set STREAMSCORE_DATA_DIR)", soft_wrap=True, highlight=False)
+        raise typer.Exit(code=2) from None
+    catalog = scenario.catalog()
+    counts = produce(settings.kafka_bootstrap, catalog, rate=rate)
+    if catalog:
+        time.sleep(catalog_wait)
+    counts.update(produce(settings.kafka_bootstrap, scenario.stream(), rate=rate))
+    console.print(f"produced {sum(counts.values())} records: {counts}")
+
+
+@app.command()
+def demo(
+    news: Annotated[int, typer.Option(help="News headlines to replay.")] = 1200,
+    clicks: Annotated[int, typer.Option(help="MovieLens clicks to replay.")] = 2000,
+    rate: Annotated[float, typer.Option(help="Replay rate, events per second (0: as fast as possible).")] = 400.0,
+    surge: Annotated[str, typer.Option(help="Ticker of the injected negative-news surge.")] = "ACME",
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    timeout: Annotated[float, typer.Option(help="Give up waiting for the results after this many seconds.")] = 600.0,
+) -> None:
+    """The whole system on one machine: stack, model (quick training unless a bundle exists), workers,
+    a real-data replay with a surge, and a live summary; stops what it started."""
+    from streamscore.demo import run_demo
+
+    try:
+        snap = run_demo(get_settings(), news, clicks, rate, surge, workers, timeout)
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    raised = [a for a in snap.alerts if a["status"] == "raised"]
+    console.print(f"alerts raised: {len(raised)} ({', '.join(sorted({a['entity'] for a in raised})) or 'none'})")
+
+
 bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks written to docs/benchmarks (JSON, markdown, PNG).")
 app.add_typer(bench_app, name="bench")
 

@@ -72,6 +72,20 @@ class NewsEvent(Event):
         return self.headline
 
 
+def item_text(title: str, genres: list[str], tags: list[str], description: str | None = None) -> str:
+    """The text the encoder embeds for an item: the same function for training and for catalog events,
+    so a streamed item lands where the model learned it."""
+    parts = [title.strip()]
+    genres = [g for g in genres if g and g != "(no genres listed)"]
+    if genres:
+        parts.append("Genres: " + ", ".join(genres))
+    if tags:
+        parts.append("Tags: " + ", ".join(tags))
+    if description and description.strip():
+        parts.append(description.strip())
+    return ". ".join(parts)
+
+
 class ItemEvent(Event):
     """``items`` (in, compacted): a catalog item to embed; the latest event per ``item_id`` wins."""
 
@@ -79,7 +93,13 @@ class ItemEvent(Event):
     title: Annotated[str, Field(min_length=1, max_length=1000)]
     text: Text | None = None
     tags: Annotated[list[Tag], Field(max_length=MAX_LIST_ITEMS)] = []
+    """Free-form tags (user tags in the MovieLens replay)."""
+    genres: Annotated[list[Tag], Field(max_length=MAX_LIST_ITEMS)] = []
     ts: EventTime
+
+    @property
+    def embedding_text(self) -> str:
+        return item_text(self.title, self.genres, self.tags, self.text)
 
 
 class ClickEvent(Event):
@@ -146,6 +166,7 @@ class DeadLetterEvent(BaseModel):
     reason: str
     payload: str
     payload_encoding: Literal["utf-8", "base64"]
+    payload_bytes: int = Field(description="Size of the original record value; `payload` keeps at most 64 KiB of it.")
     ts: datetime
 
 

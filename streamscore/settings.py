@@ -63,6 +63,29 @@ class Settings(BaseSettings):
     pg_port: int = Field(default=55432, description="Port of the local PostgreSQL cluster started by `stack up`.")
     pg_database: str = Field(default="streamscore", description="Database created in the local cluster.")
 
+    # worker
+    models_dir: Path = Field(default=Path("models"), description="Bundles folder; the worker serves `<models_dir>/current`.")
+    model_variant: Literal["auto", "fp32", "int8"] = Field(default="auto", description="Text model variant (auto: int8 on CPU, fp32 on CUDA).")
+    model_reload_interval_s: float = Field(default=5.0, gt=0, description="How often the worker checks whether `current` points elsewhere.")
+    worker_group: str = Field(default="streamscore-worker", description="Kafka consumer group (Faust app id) of the workers.")
+    worker_web_port: int = Field(default=6066, description="Worker web port: /metrics, /health, /ready.")
+    worker_web_bind: str = Field(default="127.0.0.1", description="Interface the worker's web server listens on (0.0.0.0 in containers).")
+    worker_threads: int = Field(default=0, ge=0, description="ONNX Runtime intra-op threads per worker; 0 uses every core.")
+    batch_max_events: int = Field(default=64, ge=1, description="A micro-batch closes at this many events ...")
+    batch_max_wait_ms: float = Field(default=50.0, ge=0, description="... or this long after its first event ...")
+    batch_max_tokens: int = Field(default=8192, ge=16, description="... and is cut so no inference call exceeds this many tokens.")
+    max_future_skew_s: float = Field(default=86400.0, gt=0, description="Events stamped further in the future are dead-lettered.")
+    recommend_k: int = Field(default=10, ge=1, le=100, description="Items per recommendation.")
+    cold_start_min_history: int = Field(default=3, ge=1, description="A user unknown to the model needs this many clicks before personal ranking.")
+    catalog_refresh_s: float = Field(default=2.0, gt=0, description="How often each worker reloads item embeddings written by others.")
+    alert_window_s: float = Field(default=1800.0, gt=0, description="Surge rule: sliding window (event time).")
+    alert_min_count: int = Field(default=8, ge=1, description="Surge rule: articles needed in the window.")
+    alert_ratio: float = Field(default=2.0, gt=1, description="Surge rule: negative share must reach this × the entity's baseline.")
+    alert_min_share: float = Field(default=0.4, gt=0, le=1, description="Surge rule: and at least this share.")
+    alert_z_threshold: float = Field(default=3.0, gt=0, description="Surge rule: binomial z-score needed.")
+    alert_cooldown_s: float = Field(default=3600.0, ge=0, description="Surge rule: quiet time after a resolved alert.")
+    db_retry_max_s: float = Field(default=30.0, gt=0, description="Longest back-off between retries of a failed PostgreSQL write.")
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

@@ -54,7 +54,7 @@ PROFILES: dict[str, Profile] = {
     "quick": Profile(
         name="quick",
         epochs=1,
-        sentiment_train_limit=1200,
+        sentiment_train_limit=3200,
         review_train_limit=480,
         eval_limit=400,
         movielens_users=80,

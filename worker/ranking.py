@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,19 +16,34 @@ class Ranked:
 
 
 def top_k(
-    item_ids: Sequence[str], scores: np.ndarray, predicted: np.ndarray, exclude: Collection[str], k: int
+    item_ids: Sequence[str],
+    scores: np.ndarray,
+    predicted: np.ndarray,
+    exclude: Collection[str],
+    k: int,
+    row_of: Mapping[str, int] | None = None,
 ) -> list[Ranked]:
-    """The ``k`` best-scored items not in ``exclude``, best first; ties broken by item id (stable output)."""
+    """The ``k`` best-scored items not in ``exclude``, best first; ties broken by item id (stable output).
+
+    Linear in the number of candidates (a partition, not a sort); ``row_of`` (item id → position) saves
+    building one per call when the caller has it.
+    """
     if len(item_ids) != len(scores) or len(scores) != len(predicted):
         raise ValueError("item_ids, scores and predicted must have the same length")
-    excluded = set(exclude)
-    keep = [i for i, item in enumerate(item_ids) if item not in excluded]
-    if not keep:
+    if k <= 0 or len(item_ids) == 0:
         return []
-    keep_arr = np.asarray(keep)
-    s = np.asarray(scores, dtype=np.float64)[keep_arr]
-    order = sorted(range(len(keep_arr)), key=lambda j: (-s[j], item_ids[keep_arr[j]]))[:k]
-    return [Ranked(item_ids[keep_arr[j]], float(s[j]), float(predicted[keep_arr[j]])) for j in order]
+    s = np.array(scores, dtype=np.float64)
+    rows = row_of if row_of is not None else {item: i for i, item in enumerate(item_ids)}
+    excluded = [rows[item] for item in exclude if item in rows]
+    s[excluded] = -np.inf
+    available = len(s) - len(set(excluded))
+    if available <= 0:
+        return []
+    take = min(k, available)
+    kth = np.partition(s, len(s) - take)[len(s) - take]
+    candidates = np.flatnonzero(s >= kth) if np.isfinite(kth) else np.flatnonzero(np.isfinite(s))
+    order = sorted(candidates.tolist(), key=lambda j: (-s[j], item_ids[j]))[:take]
+    return [Ranked(item_ids[j], float(s[j]), float(predicted[j])) for j in order]
 
 
 def popular_fallback(popular: Sequence[str], exclude: Collection[str], k: int) -> list[str]:

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 definitions of the tables in ``sql/0001.tables.sql``.
+"""SQLAlchemy 2 definitions of the tables that ``sql/`` creates (0001, altered by 0004).
 
 ``sql/`` is the source of truth that migrations apply; these classes give the worker typed access to the same
 tables, and ``tests/stack/test_schema.py`` proves the two agree column by column (names, types, nullability,
@@ -41,6 +41,8 @@ class Item(Base):
     embedding: Mapped[list[float] | None] = mapped_column(ARRAY(REAL))
     embedding_model_version: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
+    ingested_at: Mapped[datetime | None] = mapped_column(TS)
+    genres: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
 
 
 class NewsSentiment(Base):
@@ -58,6 +60,8 @@ class NewsSentiment(Base):
     source_partition: Mapped[int | None] = mapped_column(Integer)
     source_offset: Mapped[int | None] = mapped_column(BigInteger)
     scored_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
+    ingested_at: Mapped[datetime | None] = mapped_column(TS)
+    truncated: Mapped[bool] = mapped_column(Boolean, server_default="false")
 
 
 class ClickEvent(Base):
@@ -71,6 +75,7 @@ class ClickEvent(Base):
     source_partition: Mapped[int | None] = mapped_column(Integer)
     source_offset: Mapped[int | None] = mapped_column(BigInteger)
     processed_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
+    ingested_at: Mapped[datetime | None] = mapped_column(TS)
 
 
 class _RecommendationColumns:
@@ -125,6 +130,15 @@ class DeadLetter(Base):
     payload: Mapped[str] = mapped_column(Text)
     payload_encoding: Mapped[str] = mapped_column(Text, server_default="utf-8")
     created_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
+
+
+class EntityAlertState(Base):
+    """The surge rule's state per entity (``worker.alerts.EntityState`` as JSON)."""
+
+    __tablename__ = "entity_alert_state"
+    entity: Mapped[str] = mapped_column(Text, primary_key=True)
+    state: Mapped[dict] = mapped_column(JSONB)
+    updated_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
 
 
 VIEWS = (

@@ -38,9 +38,16 @@ def _host_port(bootstrap: str) -> tuple[str, int]:
 
 def broker_ready(bootstrap: str, timeout_ms: int = 3000) -> bool:
     """True when the broker answers a real metadata request (not just an open port)."""
+    import socket
+
     from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
+    host, port = _host_port(bootstrap)
+    try:  # a closed port answers at once; only an open one is worth a (noisy, retrying) Kafka client
+        socket.create_connection((host, port), timeout=timeout_ms / 1000).close()
+    except OSError:
+        return False
     try:
         admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
     except (KafkaError, OSError, ValueError):

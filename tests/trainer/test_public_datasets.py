@@ -10,7 +10,8 @@ import pytest
 from streamscore.errors import ConfigurationError
 from trainer.data.clothing_reviews import load_clothing_reviews, review_text
 from trainer.data.financial_news import load_financial_news
-from trainer.data.movielens import item_text, load_movielens
+from streamscore.events import item_text
+from trainer.data.movielens import load_movielens
 
 
 def test_financial_news_counts_and_label_mapping(data_dir: Path) -> None:

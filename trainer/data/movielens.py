@@ -12,21 +12,11 @@ from pathlib import Path
 import pandas as pd
 
 from streamscore.errors import ConfigurationError
+from streamscore.events import item_text
 from trainer.data.formats import parse_timestamp, parse_number, iter_records
 
 FOLDER = "movielens_latest_small"
 MAX_TAGS = 8
-
-
-def item_text(title: str, genres: list[str], tags: list[str]) -> str:
-    """Compose the text the encoder embeds for an item (also used by the worker for catalog events)."""
-    parts = [title.strip()]
-    genres = [g for g in genres if g and g != "(no genres listed)"]
-    if genres:
-        parts.append("Genres: " + ", ".join(genres))
-    if tags:
-        parts.append("Tags: " + ", ".join(tags))
-    return ". ".join(parts)
 
 
 def load_movielens(data_dir: Path) -> tuple[pd.DataFrame, pd.DataFrame]:

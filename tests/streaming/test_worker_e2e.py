@@ -1,0 +1,120 @@
+"""The worker end to end: real Kafka, real PostgreSQL, real ONNX Runtime, real worker processes."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections import Counter
+
+from streamscore.bundle import CURRENT, write_manifest
+from streamscore.replay import Scenario
+from tests.streaming.conftest import Deployment
+
+
+def test_replay_two_workers_reconcile_alert_once_and_recommend_unseen(deployment: Deployment) -> None:
+    """A replay with a surge and every kind of bad input, shared by two workers: each valid event has one
+    result row, each bad one one dead letter, the surge one alert, and recommendations skip seen items."""
+    scenario = Scenario(news=160, clicks=240, cold_users=2, surge_ticker="ACME", surge_size=30, bad=True, run="e2e")
+    records = scenario.build(deployment.settings.data_dir, deployment.topics)
+    first, second = deployment.start_worker(wait=False), deployment.start_worker(wait=False)
+    first.wait_ready()
+    second.wait_ready()
+    deployment.produce(scenario.catalog())
+    deployment.wait_items(len(scenario.catalog()))
+    deployment.produce(scenario.stream())
+    snap = deployment.wait_accounted(scenario.expected_accounted())
+
+    ok = Counter(r.topic for r in records if r.expect == "ok")
+    assert snap.processed["news"] == ok[deployment.topics.news] == deployment.scalar("SELECT count(*) FROM news_sentiment")
+    assert snap.processed["clicks"] == ok[deployment.topics.clicks] == deployment.scalar("SELECT count(*) FROM click_events")
+    expected_codes = Counter(r.expect for r in records if r.expect != "ok")
+    assert snap.dead_letters == dict(expected_codes)
+
+    raised = [a for a in snap.alerts if a["status"] == "raised"]
+    assert [a["entity"] for a in raised] == ["ACME"], raised
+    surge_ids = {json.loads(r.value)["id"] for r in records if r.key and r.key.startswith("surge-")}
+    assert set(raised[0]["evidence"]) <= surge_ids and raised[0]["total_count"] >= deployment.settings.alert_min_count
+
+    seen = {(u, i) for u, i in deployment.rows("SELECT user_id, item_id FROM click_events")}
+    clicks_per_user = Counter(u for u, _ in deployment.rows("SELECT user_id, item_id FROM click_events"))
+    known_users = set(json.loads((deployment.models / CURRENT / "recommender.json").read_text())["users"])
+    latest = deployment.rows("SELECT user_id, items, cold_start FROM recommendations_latest")
+    assert len(latest) == len({u for u, _ in seen})
+    for user, items, cold in latest:
+        assert len(items) == deployment.settings.recommend_k
+        assert not {(user, it["item_id"]) for it in items} & seen, f"user {user} was recommended an item they saw"
+        assert cold == (user not in known_users and clicks_per_user[user] < deployment.settings.cold_start_min_history)
+    assert any(cold for _, _, cold in latest if _ is not None) and any(user.startswith("new-user-") for user, _, cold in latest if cold)
+
+    # both workers took part, and the output topics carry what PostgreSQL holds
+    for worker in (first, second):
+        assert sum(v for k, v in deployment.metrics(worker).items() if k.startswith("streamscore_events_in_total")) > 0
+    alerts = [json.loads(v) for v in deployment.consume(deployment.topics.alerts)]
+    assert [(a["entity"], a["status"]) for a in alerts if a["status"] == "raised"] == [("ACME", "raised")]
+    assert len(deployment.consume(deployment.topics.dead_letter)) == sum(expected_codes.values())
+    assert deployment.scalar("SELECT count(DISTINCT model_version) FROM news_sentiment") == 1
+
+
+def test_calm_stream_raises_no_alert(deployment: Deployment) -> None:
+    scenario = Scenario(news=400, clicks=0, run="calm")
+    records = scenario.build(deployment.settings.data_dir, deployment.topics)
+    deployment.start_worker()
+    deployment.produce(scenario.stream())
+    snap = deployment.wait_accounted(400)
+    assert snap.processed["news"] == 400 and snap.alerts == []
+    assert deployment.scalar("SELECT count(*) FROM entity_alert_state") > 10  # the cashtags were tracked
+
+
+def _variant_of(deployment: Deployment, tamper: bool) -> str:
+    """A copy of the serving bundle with a different version (a harmless tokenizer-config key), or a
+    tampered copy (a byte of the model changed after the manifest was written)."""
+    source = (deployment.models / CURRENT).resolve()
+    work = deployment.models / (".variant" if not tamper else ".tampered")
+    shutil.copytree(source, work)
+    manifest = json.loads((work / "manifest.json").read_text())
+    if tamper:
+        with (work / "model.int8.onnx").open("r+b") as handle:
+            handle.seek(2000)
+            byte = handle.read(1)
+            handle.seek(2000)
+            handle.write(bytes([byte[0] ^ 0xFF]))
+        name = "tampered"
+    else:
+        config = json.loads((work / "tokenizer_config.json").read_text())
+        (work / "tokenizer_config.json").write_text(json.dumps({**config, "streamscore_note": "hot-reload test"}))
+        fields = {k: v for k, v in manifest.items() if k not in ("format", "version", "files")}
+        name = write_manifest(work, fields)["version"]
+    work.rename(deployment.models / name)
+    return name
+
+
+def test_hot_reload_swaps_version_refuses_tampered_and_loses_nothing(deployment: Deployment) -> None:
+    scenario = Scenario(news=240, clicks=0, run="reload")
+    news = [r for r in scenario.build(deployment.settings.data_dir, deployment.topics) if r.topic == deployment.topics.news]
+    worker = deployment.start_worker()
+    old = deployment.ready(worker)["model_version"]
+
+    deployment.produce(news[:80])
+    deployment.wait_accounted(80)
+
+    deployment.point_current(_variant_of(deployment, tamper=True))
+    deployment.produce(news[80:160])
+    deployment.wait_accounted(160)
+    state = deployment.ready(worker)
+    assert state["model_version"] == old and "checksum" in (state["last_reload_error"] or "")
+    assert deployment.metrics(worker)['streamscore_model_reloads_total{outcome="refused"}'] == 1
+
+    new = _variant_of(deployment, tamper=False)
+    deployment.point_current(new)
+    import time
+
+    deadline = time.monotonic() + 60
+    while deployment.ready(worker)["model_version"] != new and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert deployment.ready(worker)["model_version"] == new
+    deployment.produce(news[160:])
+    deployment.wait_accounted(240)
+    versions = dict(deployment.rows("SELECT model_version, count(*) FROM news_sentiment GROUP BY model_version"))
+    assert set(versions) == {old, new} and sum(versions.values()) == 240
+    assert versions[new] >= 80
+    assert deployment.scalar("SELECT count(*) FROM model_versions") == 2
