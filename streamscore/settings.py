@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -60,6 +60,8 @@ class Settings(BaseSettings):
     )
     writer_database_url: str | None = Field(default=None, description="Connection of the workers' writer role.")
     reader_database_url: str | None = Field(default=None, description="Connection of the dashboards' read-only role.")
+    writer_password: SecretStr | None = Field(default=None, description="`db migrate` sets it as the writer role's password (servers that need one).")
+    reader_password: SecretStr | None = Field(default=None, description="`db migrate` sets it as the reader role's password.")
     pg_port: int = Field(default=55432, description="Port of the local PostgreSQL cluster started by `stack up`.")
     pg_database: str = Field(default="streamscore", description="Database created in the local cluster.")
 

@@ -43,3 +43,19 @@ def migrate(sqlalchemy_url: str, schema: str | None = None, sql_dir: Path = SQL_
     applied = [m.id for m in pending]
     logger.info("migrations applied", extra={"applied": ",".join(applied) or "none", "schema": schema or "default"})
     return applied
+
+
+def set_role_passwords(sqlalchemy_url: str, passwords: dict[str, str]) -> list[str]:
+    """``ALTER ROLE … PASSWORD`` for the given roles (created by the migrations without one, for the local
+    trust-auth cluster); a real server gets them from the environment, never from the repository."""
+    from sqlalchemy import create_engine
+
+    engine = create_engine(sqlalchemy_url)
+    try:
+        with engine.begin() as conn:
+            for role, password in passwords.items():
+                # psycopg2 interpolates client-side, so a parameter works even in a utility statement
+                conn.exec_driver_sql(f'ALTER ROLE "{role}" PASSWORD %s', (password,))
+    finally:
+        engine.dispose()
+    return sorted(passwords)
