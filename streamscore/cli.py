@@ -204,6 +204,7 @@ def replay(
     import time
 
     from streamscore.replay import Scenario, produce
+    from streamscore.security import kafka_python_options
     from streamscore.topics import Topics
 
     settings = get_settings()
@@ -216,11 +217,12 @@ def replay(
     except OSError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))} (set STREAMSCORE_DATA_DIR)", soft_wrap=True, highlight=False)
         raise typer.Exit(code=2) from None
+    security = kafka_python_options(settings)
     catalog = scenario.catalog()
-    counts = produce(settings.kafka_bootstrap, catalog, rate=rate)
+    counts = produce(settings.kafka_bootstrap, catalog, rate=rate, **security)
     if catalog:
         time.sleep(catalog_wait)
-    counts.update(produce(settings.kafka_bootstrap, scenario.stream(), rate=rate))
+    counts.update(produce(settings.kafka_bootstrap, scenario.stream(), rate=rate, **security))
     console.print(f"produced {sum(counts.values())} records: {counts}")
 
 
@@ -272,6 +274,28 @@ def bench_model_command(
     key = {(s["engine"], s["batch_size"], s["seq_len"]): s["ratio"] for s in report["speedup_vs_eager"]}
     console.print(f"ORT int8 ÷ eager at batch 32, length 64: {key[('ort-int8', 32, 64)]:.2f}×; fp32 ÷ eager: {key[('ort-fp32', 32, 64)]:.2f}×")
     console.print(f"written: {out / 'model.json'}, {out / 'model.md'}, {out / 'model.png'}")
+
+
+@bench_app.command("soak")
+def bench_soak_command(
+    minutes: Annotated[float, typer.Option(help="How long to keep the load on.")] = 10.0,
+    rate: Annotated[float, typer.Option(help="Events per second (news and clicks from the shared datasets).")] = 150.0,
+    sample_s: Annotated[float, typer.Option(help="Seconds between samples of memory and progress.")] = 5.0,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("docs/benchmarks"),
+) -> None:
+    """One worker under steady load: memory after warm-up must stay flat (< 10 %) and the backlog bounded."""
+    from streamscore.bench.soak import run_soak
+
+    try:
+        report = run_soak(get_settings(), minutes, rate, out, sample_s)
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    console.print(
+        f"memory growth after warm-up {report['memory_growth']:.1%} (RSS {report['rss_after_warmup_mb']} → {report['rss_end_mb']} MB); "
+        f"backlog max {report['max_backlog_first_half']} / {report['max_backlog_second_half']} events (first / second half); "
+        f"written: {out / 'soak.md'}"
+    )
 
 
 @app.command("event-schemas")
@@ -360,10 +384,13 @@ app.add_typer(topics_app, name="topics")
 @topics_app.command("create")
 def topics_create_command() -> None:
     """Create the configured topics that do not exist yet (partitions, compaction of the item catalog)."""
+    from streamscore.security import kafka_python_options
     from streamscore.topics import Topics, create_topics
 
     settings = get_settings()
-    created = create_topics(settings.kafka_bootstrap, Topics.from_settings(settings).specs(settings.topic_partitions))
+    created = create_topics(
+        settings.kafka_bootstrap, Topics.from_settings(settings).specs(settings.topic_partitions), **kafka_python_options(settings)
+    )
     console.print(f"created: {', '.join(created) if created else 'nothing (all exist)'}")
 
 

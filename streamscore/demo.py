@@ -26,6 +26,7 @@ from streamscore.db.connection import make_engine, reader_url
 from streamscore.db.dashboard import Snapshot, snapshot
 from streamscore.errors import StackError
 from streamscore.replay import Scenario, produce
+from streamscore.security import kafka_python_options
 from streamscore.settings import Settings
 from streamscore.topics import Topics
 
@@ -165,9 +166,10 @@ def run_demo(settings: Settings, news: int, clicks: int, rate: float, surge: str
         expected = before + scenario.expected_accounted()
         console.print(f"[bold]4/4[/] replay: {len(records)} events at {rate or 'max'} ev/s (surge of negative news on ${surge})")
         catalog = scenario.catalog()
-        produce(settings.kafka_bootstrap, catalog, rate=0, progress=True)
+        security = kafka_python_options(settings)
+        produce(settings.kafka_bootstrap, catalog, rate=0, progress=True, **security)
         wait_for_catalog(procs, len(catalog), timeout_s)
-        produce(settings.kafka_bootstrap, scenario.stream(), rate=rate, progress=True)
+        produce(settings.kafka_bootstrap, scenario.stream(), rate=rate, progress=True, **security)
         started = time.monotonic()
         last_total, last_t = before, started
         with Live(console=console, refresh_per_second=2) as live:

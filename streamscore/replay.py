@@ -210,12 +210,13 @@ def _interleave(a: Sequence[Produced], b: Sequence[Produced]) -> list[Produced]:
     return out
 
 
-def produce(bootstrap: str, records: Sequence[Produced], rate: float = 0.0, progress: bool = True) -> dict[str, int]:
-    """Send ``records`` in order (``rate`` events/s, 0 = as fast as possible); returns counts per topic."""
+def produce(bootstrap: str, records: Sequence[Produced], rate: float = 0.0, progress: bool = True, **client_options: object) -> dict[str, int]:
+    """Send ``records`` in order (``rate`` events/s, 0 = as fast as possible); returns counts per topic.
+    ``client_options`` are kafka-python's security options."""
     from kafka import KafkaProducer
     from tqdm import tqdm
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, retries=10)
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, retries=10, **client_options)
     counts: Counter[str] = Counter()
     started = time.perf_counter()
     try:

@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +43,15 @@ class Settings(BaseSettings):
     kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers (host:port[,host:port]).")
     kafka_controller_port: int = Field(default=9093, description="KRaft controller port of the local broker.")
     kafka_heap: str = Field(default="512m", description="JVM heap of the local broker.")
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        default="PLAINTEXT", description="How workers, replay and admin tools talk to Kafka."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(default="PLAIN", description="SASL mechanism (SASL_* protocols).")
+    kafka_sasl_username: str | None = Field(default=None, description="SASL user (SASL_* protocols).")
+    kafka_sasl_password: SecretStr | None = Field(default=None, description="SASL password (from the environment only).")
+    kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle to verify the brokers (SSL, SASL_SSL).")
+    kafka_ssl_certfile: Path | None = Field(default=None, description="Client certificate for mutual TLS.")
+    kafka_ssl_keyfile: Path | None = Field(default=None, description="Client key for mutual TLS.")
     topic_prefix: str = Field(default="", description="Prefix for every topic name, e.g. 'prod.'.")
     topic_partitions: int = Field(default=4, ge=1, description="Partitions of the input topics.")
     topic_news: str = Field(default="news", description="Financial news events (in).")
@@ -62,6 +71,10 @@ class Settings(BaseSettings):
     reader_database_url: str | None = Field(default=None, description="Connection of the dashboards' read-only role.")
     writer_password: SecretStr | None = Field(default=None, description="`db migrate` sets it as the writer role's password (servers that need one).")
     reader_password: SecretStr | None = Field(default=None, description="`db migrate` sets it as the reader role's password.")
+    pg_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = Field(
+        default=None, description="libpq sslmode added to every PostgreSQL URL (e.g. verify-full in production)."
+    )
+    pg_sslrootcert: Path | None = Field(default=None, description="CA certificate for verify-ca / verify-full.")
     pg_port: int = Field(default=55432, description="Port of the local PostgreSQL cluster started by `stack up`.")
     pg_database: str = Field(default="streamscore", description="Database created in the local cluster.")
 
@@ -72,6 +85,7 @@ class Settings(BaseSettings):
     worker_group: str = Field(default="streamscore-worker", description="Kafka consumer group (Faust app id) of the workers.")
     worker_web_port: int = Field(default=6066, description="Worker web port: /metrics, /health, /ready.")
     worker_web_bind: str = Field(default="127.0.0.1", description="Interface the worker's web server listens on (0.0.0.0 in containers).")
+    worker_session_timeout_s: float = Field(default=10.0, ge=6, description="Kafka group session timeout: how soon a dead worker's partitions move.")
     worker_threads: int = Field(default=0, ge=0, description="ONNX Runtime intra-op threads per worker; 0 uses every core.")
     batch_max_events: int = Field(default=64, ge=1, description="A micro-batch closes at this many events ...")
     batch_max_wait_ms: float = Field(default=50.0, ge=0, description="... or this long after its first event ...")
@@ -87,6 +101,13 @@ class Settings(BaseSettings):
     alert_z_threshold: float = Field(default=3.0, gt=0, description="Surge rule: binomial z-score needed.")
     alert_cooldown_s: float = Field(default=3600.0, ge=0, description="Surge rule: quiet time after a resolved alert.")
     db_retry_max_s: float = Field(default=30.0, gt=0, description="Longest back-off between retries of a failed PostgreSQL write.")
+
+
+    @model_validator(mode="after")
+    def _sasl_needs_credentials(self) -> Settings:
+        if self.kafka_security_protocol.startswith("SASL") and not (self.kafka_sasl_username and self.kafka_sasl_password):
+            raise ValueError("STREAMSCORE_KAFKA_SASL_USERNAME and STREAMSCORE_KAFKA_SASL_PASSWORD are required with a SASL protocol")
+        return self
 
 
 @lru_cache(maxsize=1)

@@ -48,13 +48,14 @@ class Topics:
         ]
 
 
-def create_topics(bootstrap: str, specs: list[TopicSpec], timeout_ms: int = 30000) -> list[str]:
-    """Create the topics that do not exist yet (idempotent); returns the names created."""
+def create_topics(bootstrap: str, specs: list[TopicSpec], timeout_ms: int = 30000, **client_options: object) -> list[str]:
+    """Create the topics that do not exist yet (idempotent); returns the names created. ``client_options``
+    are kafka-python's security options (:func:`streamscore.security.kafka_python_options`)."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
     from kafka.errors import TopicAlreadyExistsError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms, **client_options)
     try:
         existing = set(admin.list_topics())
         missing = [s for s in specs if s.name not in existing]

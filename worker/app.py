@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streamscore.db.connection import writer_url
 from streamscore.logs import configure_logging
+from streamscore.security import faust_credentials
 from streamscore.settings import get_settings
 from streamscore.topics import Topics
 from worker.alerts import AlertRule
@@ -52,7 +53,10 @@ app = faust.App(
     topic_partitions=settings.topic_partitions,
     topic_replication_factor=1,
     broker_commit_interval=1.0,
+    broker_session_timeout=settings.worker_session_timeout_s,
+    broker_heartbeat_interval=min(3.0, settings.worker_session_timeout_s / 3),
     logging_config=None,
+    broker_credentials=faust_credentials(settings),
 )
 
 news_topic = app.topic(topics.news, key_serializer="raw", value_serializer="raw", allow_empty=True)

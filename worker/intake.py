@@ -8,7 +8,7 @@ the typed event or a :class:`~streamscore.events.DeadLetterEvent` with a stable 
 ``invalid_json``   not JSON, or JSON with NaN/Infinity (which JSON does not allow)
 ``not_an_object``  valid JSON that is not an object
 ``text_too_long``  a text field over ``MAX_TEXT_CHARS``: rejected, never silently cut
-``schema``         missing fields, wrong types, bad ids or timestamps (pydantic's first errors)
+``schema``         missing fields, wrong types, bad ids or timestamps (pydantic's first errors), NUL characters
 ``future_ts``      stamped more than ``max_future_skew_s`` ahead of the worker's clock
 =================  ===============================================================================
 
@@ -99,12 +99,18 @@ def decode(record: Record, model: type[E], max_future_skew_s: float, now: dateti
         text = record.value.decode("utf-8")
     except UnicodeDecodeError as exc:
         return dead_letter(record, "invalid_utf8", f"not UTF-8 at byte {exc.start}", now)
+    if "\\u0000" in text.lower():  # valid JSON, but PostgreSQL text cannot hold NUL: refuse it here, with a reason
+        return dead_letter(record, "schema", "NUL characters (\\u0000) are not allowed in any field", now)
     try:
         raw = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         return dead_letter(record, "invalid_json", f"not JSON: {exc}"[:500], now)
     if not isinstance(raw, dict):
         return dead_letter(record, "not_an_object", f"a JSON object is required, got {type(raw).__name__}", now)
+    try:  # "\ud800" escapes decode to lone surrogates, which no UTF-8 store can hold
+        json.dumps(raw, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return dead_letter(record, "schema", "a string holds an unpaired UTF-16 surrogate (\\ud800-\\udfff)", now)
     try:
         event = model.model_validate(raw)
     except ValidationError as exc:

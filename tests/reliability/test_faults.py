@@ -1,0 +1,152 @@
+"""Fault injection against the real stack; every case ends with a reconciliation in PostgreSQL: each valid
+input event has exactly one result row, each invalid one exactly one dead letter, each surge one `raised`.
+
+Figures (events, dead letters, redeliveries, recovery time) are appended to ``.stack/reliability.jsonl`` so
+that docs/reliability.md can quote a real run.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from streamscore.replay import Scenario
+from streamscore.settings import Settings
+from tests.reliability.conftest import Deployment
+
+FIGURES = Path(".stack") / "reliability.jsonl"
+
+
+def record(case: str, **figures: object) -> None:
+    FIGURES.parent.mkdir(parents=True, exist_ok=True)
+    with FIGURES.open("a") as handle:
+        handle.write(json.dumps({"case": case, "at": time.strftime("%Y-%m-%dT%H:%M:%S"), **figures}) + "\n")
+
+
+def reconcile(deployment: Deployment, scenario: Scenario) -> dict:
+    """Exactly one row per valid event, one dead letter per invalid one, one raised alert per surge."""
+    snap = deployment.wait_accounted(scenario.expected_accounted(), timeout_s=300)
+    ok = Counter(r.topic for r in scenario.stream() if r.expect == "ok")
+    news_rows = deployment.scalar("SELECT count(*) FROM news_sentiment")
+    click_rows = deployment.scalar("SELECT count(*) FROM click_events")
+    assert news_rows == ok[deployment.topics.news], "news: lost or doubled"
+    assert click_rows == ok[deployment.topics.clicks], "clicks: lost or doubled"
+    expected_dead = Counter(r.expect for r in scenario.stream() if r.expect != "ok")
+    assert snap.dead_letters == dict(expected_dead)
+    raised = [a["entity"] for a in snap.alerts if a["status"] == "raised"]
+    if scenario.surge_ticker:
+        assert raised == [scenario.surge_ticker]
+    seen = set(deployment.rows("SELECT user_id, item_id FROM click_events"))
+    for user, items in deployment.rows("SELECT user_id, items FROM recommendations_latest"):
+        assert not {(user, it["item_id"]) for it in items} & seen
+    return {"events": len(scenario.stream()), "news_rows": news_rows, "click_rows": click_rows, "dead_letters": sum(expected_dead.values()), "raised": len(raised)}
+
+
+def redelivered(deployment: Deployment) -> int:
+    total = 0
+    for worker in deployment.workers:
+        if worker.process.poll() is None:
+            total += int(sum(v for k, v in deployment.metrics(worker).items() if k.startswith("streamscore_events_redelivered_total")))
+    return total
+
+
+def start(deployment: Deployment, scenario: Scenario, workers: int) -> None:
+    scenario.build(deployment.settings.data_dir, deployment.topics)
+    procs = [deployment.start_worker(wait=False) for _ in range(workers)]
+    for proc in procs:
+        proc.wait_ready()
+    deployment.produce(scenario.catalog())
+    deployment.wait_items(len(scenario.catalog()))
+
+
+def produce_in_background(deployment: Deployment, scenario: Scenario) -> threading.Thread:
+    thread = threading.Thread(target=deployment.produce, args=(scenario.stream(),), daemon=True)
+    thread.start()
+    return thread
+
+
+def wait_fraction(deployment: Deployment, total: int, fraction: float, timeout_s: float = 120) -> int:
+    deadline = time.monotonic() + timeout_s
+    while (done := deployment.snapshot().accounted) < total * fraction and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return done
+
+
+def test_kill_9_one_of_two_workers_mid_stream(deployment: Deployment) -> None:
+    scenario = Scenario(news=1500, clicks=2500, surge_ticker="ACME", surge_size=30, bad=True, run="kill9")
+    start(deployment, scenario, workers=2)
+    producer = produce_in_background(deployment, scenario)
+    at_kill = wait_fraction(deployment, scenario.expected_accounted(), 0.3)
+    victim = deployment.workers[0]
+    victim.process.kill()  # SIGKILL: no shutdown, no commit
+    victim.process.wait()
+    killed_at = time.monotonic()
+    deployment.start_worker()
+    producer.join()
+    figures = reconcile(deployment, scenario)
+    record("kill -9 one of two workers", **figures, accounted_at_kill=at_kill, recovery_s=round(time.monotonic() - killed_at, 1), redelivered=redelivered(deployment))
+
+
+def test_postgres_outage_is_retried_without_committing_offsets(deployment: Deployment, stack: Settings) -> None:
+    if stack.database_url:
+        pytest.skip("PostgreSQL comes from DATABASE_URL: this test stops only a cluster that `stack up` started")
+    from streamscore.stack.postgres import LocalPostgres
+
+    scenario = Scenario(news=800, clicks=1200, surge_ticker="ACME", surge_size=30, bad=True, run="pgdown")
+    start(deployment, scenario, workers=1)
+    worker = deployment.workers[0]
+    producer = produce_in_background(deployment, scenario)
+    wait_fraction(deployment, scenario.expected_accounted(), 0.2)
+    postgres = LocalPostgres(stack)
+    assert postgres.stop(), "the local cluster was not started by `stack up`"
+    time.sleep(10)
+    ready_during = deployment.ready(worker)
+    assert postgres.start() == "started"
+    restarted = time.monotonic()
+    producer.join()
+    figures = reconcile(deployment, scenario)
+    retries = deployment.metrics(worker)["streamscore_db_retries_total"]
+    assert retries > 0 and ready_during["database_ok"] is False
+    record("PostgreSQL down for 10 s", **figures, db_retries=int(retries), catch_up_s=round(time.monotonic() - restarted, 1), redelivered=redelivered(deployment))
+
+
+def test_kafka_broker_restart_mid_stream(deployment: Deployment, stack: Settings) -> None:
+    from streamscore.stack.kafka import KafkaBroker
+
+    scenario = Scenario(news=600, clicks=1200, surge_ticker="ACME", surge_size=30, bad=True, run="kafkarestart")
+    start(deployment, scenario, workers=2)
+    half = len(scenario.stream()) // 2
+    stream = scenario.stream()
+    deployment.produce(stream[:half])
+    wait_fraction(deployment, scenario.expected_accounted(), 0.25)
+    broker = KafkaBroker(stack)
+    assert broker.stop(), "the broker was not started by `stack up`"
+    time.sleep(3)
+    assert broker.start() == "started"
+    restarted = time.monotonic()
+    deployment.produce(stream[half:])
+    figures = reconcile(deployment, scenario)
+    assert all(w.process.poll() is None for w in deployment.workers), "a worker died with the broker"
+    record("Kafka broker restart", **figures, catch_up_s=round(time.monotonic() - restarted, 1), redelivered=redelivered(deployment))
+
+
+def test_third_worker_joins_and_leaves(deployment: Deployment) -> None:
+    scenario = Scenario(news=1000, clicks=3000, cold_users=3, surge_ticker="ACME", surge_size=30, bad=True, run="rebalance")
+    start(deployment, scenario, workers=2)
+    producer = produce_in_background(deployment, scenario)
+    wait_fraction(deployment, scenario.expected_accounted(), 0.2)
+    third = deployment.start_worker()
+    wait_fraction(deployment, scenario.expected_accounted(), 0.6)
+    third.stop()  # SIGTERM: a clean leave, partitions move back
+    producer.join()
+    figures = reconcile(deployment, scenario)
+    # profiles stayed right: each user's latest recommendation was triggered by their last click
+    latest = dict(deployment.rows("SELECT user_id, trigger_event_id FROM recommendations_latest"))
+    last_click = dict(deployment.rows("SELECT DISTINCT ON (user_id) user_id, event_id FROM click_events ORDER BY user_id, event_ts DESC, event_id DESC"))
+    assert latest == last_click
+    record("third worker joins and leaves", **figures, redelivered=redelivered(deployment))
