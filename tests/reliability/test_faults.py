@@ -104,9 +104,11 @@ def test_postgres_outage_is_retried_without_committing_offsets(deployment: Deplo
     wait_fraction(deployment, scenario.expected_accounted(), 0.2)
     postgres = LocalPostgres(stack)
     assert postgres.stop(), "the local cluster was not started by `stack up`"
-    time.sleep(10)
-    ready_during = deployment.ready(worker)
-    assert postgres.start() == "started"
+    try:
+        time.sleep(10)
+        ready_during = deployment.ready(worker)
+    finally:
+        assert postgres.start() == "started"
     restarted = time.monotonic()
     producer.join()
     figures = reconcile(deployment, scenario)
@@ -126,8 +128,10 @@ def test_kafka_broker_restart_mid_stream(deployment: Deployment, stack: Settings
     wait_fraction(deployment, scenario.expected_accounted(), 0.25)
     broker = KafkaBroker(stack)
     assert broker.stop(), "the broker was not started by `stack up`"
-    time.sleep(3)
-    assert broker.start() == "started"
+    try:
+        time.sleep(3)
+    finally:
+        assert broker.start() == "started"
     restarted = time.monotonic()
     deployment.produce(stream[half:])
     figures = reconcile(deployment, scenario)

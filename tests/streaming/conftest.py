@@ -7,6 +7,7 @@ import json
 import shutil
 import socket
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -98,8 +99,12 @@ class Deployment:
         return out
 
     def ready(self, worker: WorkerProcess) -> dict:
-        with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/ready", timeout=5) as response:
-            return json.loads(response.read())
+        """The worker's /ready body (a 503 carries the same body, saying what is not ready)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/ready", timeout=5) as response:
+                return json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return json.loads(exc.read())
 
     def point_current(self, version: str) -> None:
         point_current(self.models, version)
