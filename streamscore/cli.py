@@ -276,6 +276,28 @@ def bench_model_command(
     console.print(f"written: {out / 'model.json'}, {out / 'model.md'}, {out / 'model.png'}")
 
 
+@bench_app.command("e2e")
+def bench_e2e_command(
+    checkpoint: Annotated[Path, typer.Option(help="Checkpoint for the naive PyTorch-eager baseline consumer.")] = Path("runs/default/checkpoint"),
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("docs/benchmarks"),
+    quick: Annotated[bool, typer.Option(help="Tiny runs (a smoke test of the harness, not figures to quote).")] = False,
+) -> None:
+    """The whole pipeline on this machine: capacity, rate ladder, latency, batch-policy sweep, efficiency,
+    naive baseline and scaling, side by side in one run (JSON, markdown, PNG)."""
+    from streamscore.bench.pipeline_bench import run_e2e_bench
+
+    try:
+        report = run_e2e_bench(get_settings(), out, checkpoint, quick)
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    news, clicks = report["paths"]["news"], report["paths"]["clicks"]
+    console.print(
+        f"news {news['capacity']['events_per_s']} ev/s ({report['efficiency']['share_of_model_only']:.0%} of model-only, "
+        f"{report['naive_baseline']['pipeline_ratio']}× naive); clicks {clicks['capacity']['events_per_s']} ev/s; written: {out / 'e2e.md'}"
+    )
+
+
 @bench_app.command("soak")
 def bench_soak_command(
     minutes: Annotated[float, typer.Option(help="How long to keep the load on.")] = 10.0,

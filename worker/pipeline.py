@@ -38,6 +38,7 @@ from streamscore.events import (
     RecommendedItem,
     item_text,
 )
+from streamscore.scorer import Scorer
 from streamscore.topics import Topics
 from worker import metrics as m
 from worker import store as sql
@@ -132,6 +133,19 @@ class Pipeline:
             out = decode(record, model, self.config.max_future_skew_s)
             (accepted if isinstance(out, Accepted) else dead).append(out)  # type: ignore[arg-type]
         return accepted, dead
+
+    def _begin(
+        self, topic: str, records: Sequence[Record], model: type[E], ident: Callable[[E], str] | None = None
+    ) -> tuple[Scorer, BatchReport, list[Accepted[E]], list[DeadLetterEvent]]:
+        """The scorer for the whole batch (a hot reload swaps between batches), the report, and the records
+        split into valid events (first of each id) and dead letters."""
+        scorer = self.models.scorer
+        report = BatchReport(topic, received=len(records), model_version=scorer.version)
+        accepted, dead = self._decode(records, model)
+        if ident is not None:
+            accepted, dupes = _split_duplicates(accepted, ident)
+            dead += dupes
+        return scorer, report, accepted, dead
 
     def _token_batches(self, texts: Sequence[str]) -> list[list[int]]:
         """Positions of ``texts`` cut into inference calls under the token budget (the batch policy's third limit)."""
@@ -230,11 +244,7 @@ class Pipeline:
     # -- news ----------------------------------------------------------------------------------------
     def process_news(self, records: Sequence[Record]) -> BatchReport:
         started = time.perf_counter()
-        scorer = self.models.scorer
-        report = BatchReport(self.topics.news, received=len(records), model_version=scorer.version)
-        accepted, dead = self._decode(records, NewsEvent)
-        accepted, dupes = _split_duplicates(accepted, lambda e: e.id)
-        dead += dupes
+        scorer, report, accepted, dead = self._begin(self.topics.news, records, NewsEvent, lambda e: e.id)
         texts = [a.event.text for a in accepted]
         t0 = time.perf_counter()
         by_id: dict[str, dict] = {}
@@ -304,9 +314,7 @@ class Pipeline:
     # -- items ---------------------------------------------------------------------------------------
     def process_items(self, records: Sequence[Record]) -> BatchReport:
         started = time.perf_counter()
-        scorer = self.models.scorer
-        report = BatchReport(self.topics.items, received=len(records), model_version=scorer.version)
-        accepted, dead = self._decode(records, ItemEvent)
+        scorer, report, accepted, dead = self._begin(self.topics.items, records, ItemEvent)
         latest: dict[str, Accepted[ItemEvent]] = {}
         for acc in accepted:  # a catalog: the newest version of an item in the batch is the one to embed
             prev = latest.get(acc.event.item_id)
@@ -370,11 +378,7 @@ class Pipeline:
     # -- clicks --------------------------------------------------------------------------------------
     def process_clicks(self, records: Sequence[Record]) -> BatchReport:
         started = time.perf_counter()
-        scorer = self.models.scorer
-        report = BatchReport(self.topics.clicks, received=len(records), model_version=scorer.version)
-        accepted, dead = self._decode(records, ClickEvent)
-        accepted, dupes = _split_duplicates(accepted, lambda e: e.event_id)
-        dead += dupes
+        scorer, report, accepted, dead = self._begin(self.topics.clicks, records, ClickEvent, lambda e: e.event_id)
         self.refresh_catalog(force=any(a.event.item_id not in self.catalog for a in accepted))
         k = self.config.recommend_k
 

@@ -15,6 +15,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from streamscore.db.connection import writer_url
 from streamscore.demo import WorkerProcess
 from streamscore.replay import Produced, Scenario, produce
 from streamscore.security import kafka_python_options
@@ -92,7 +93,7 @@ def run_soak(settings: Settings, minutes: float, rate: float, out_dir: Path, sam
     create_topics(settings.kafka_bootstrap, topics.specs(settings.topic_partitions), **security)
     worker = WorkerProcess.start(port, settings.stack_dir / "logs", {
             "STREAMSCORE_TOPIC_PREFIX": prefix, "STREAMSCORE_WORKER_GROUP": f"g-{prefix}", "STREAMSCORE_WORKER_WEB_PORT": str(port),
-            "STREAMSCORE_MODELS_DIR": str(Path(settings.models_dir).resolve()),
+            "STREAMSCORE_MODELS_DIR": str(Path(settings.models_dir).resolve()), "STREAMSCORE_WRITER_DATABASE_URL": writer_url(settings),
         })
     try:
         worker.wait_ready()

@@ -1,0 +1,395 @@
+"""``streamscore bench e2e``: the whole path — producer → Kafka → worker → ONNX Runtime → Kafka + PostgreSQL.
+
+Every figure is measured in one run, on the same data (the shared datasets, fixed seed), with the same
+bundle, and reported beside the figures it is compared with:
+
+1. **capacity** of one worker on the news path and the click path: a backlog is produced first, then drained;
+   events/s while draining. A **rate ladder** at 50–115 % of it finds the highest rate whose backlog is gone
+   within 3 s of the producer stopping (bounded lag).
+2. **latency** p50/p95/p99 from the moment the event entered Kafka to its result in PostgreSQL (the start of
+   the committing transaction, which follows after the outputs are acknowledged by the broker), at 25/50/80 %
+   of the sustained rate.
+3. the **micro-batch policy** sweep: max events × max wait → news capacity and p99 at a fixed load.
+4. **efficiency**: news capacity ÷ model-only throughput of the same scorer on the same headlines (2 threads);
+   CPU seconds per 1 000 events and peak RSS of the worker.
+5. the **naive baseline**: kafka-python, one event at a time, PyTorch eager, one INSERT per event.
+6. **scaling**: two workers (one thread each) against one (two threads).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine, text
+
+from streamscore.bench.soak import RUN_MARK, relabel, rss_mb, worker_progress
+from streamscore.db.connection import admin_url, make_engine, writer_url
+from streamscore.demo import WorkerProcess
+from streamscore.replay import Produced, Scenario, produce
+from streamscore.security import kafka_python_options
+from streamscore.settings import Settings
+from streamscore.topics import Topics, create_topics
+
+TICK = 0.25
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@dataclass
+class Deployment:
+    """Workers on a private set of topics (and consumer group) with one batch policy."""
+
+    settings: Settings
+    workers: int = 1
+    batch_events: int = 64
+    batch_wait_ms: float = 50.0
+    procs: list[WorkerProcess] = field(default_factory=list)
+    topics: Topics | None = None
+
+    def __enter__(self) -> Deployment:
+        prefix = f"b{uuid.uuid4().hex[:8]}."
+        self.topics = Topics.from_settings(self.settings.model_copy(update={"topic_prefix": prefix}))
+        create_topics(self.settings.kafka_bootstrap, self.topics.specs(self.settings.topic_partitions), **kafka_python_options(self.settings))
+        threads = max(1, (os.cpu_count() or 2) // self.workers)
+        for _ in range(self.workers):
+            port = free_port()
+            env = {
+                "STREAMSCORE_TOPIC_PREFIX": prefix, "STREAMSCORE_WORKER_GROUP": f"g-{prefix}", "STREAMSCORE_WORKER_WEB_PORT": str(port),
+                "STREAMSCORE_WORKER_THREADS": str(threads), "STREAMSCORE_BATCH_MAX_EVENTS": str(self.batch_events),
+                "STREAMSCORE_BATCH_MAX_WAIT_MS": str(self.batch_wait_ms), "STREAMSCORE_MODELS_DIR": str(Path(self.settings.models_dir).resolve()),
+                "STREAMSCORE_LOG_LEVEL": "WARNING", "STREAMSCORE_WRITER_DATABASE_URL": writer_url(self.settings),
+            }
+            self.procs.append(WorkerProcess.start(port, self.settings.stack_dir / "logs", env))
+        for proc in self.procs:
+            proc.wait_ready()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for proc in self.procs:
+            proc.stop()
+
+    def progress(self) -> int:
+        assert self.topics is not None
+        return sum(worker_progress(p.port, self.topics) for p in self.procs)
+
+    def items_done(self) -> int:
+        assert self.topics is not None
+        total = 0
+        for proc in self.procs:
+            import urllib.request
+
+            with urllib.request.urlopen(f"http://127.0.0.1:{proc.port}/metrics", timeout=5) as response:
+                for line in response.read().decode().splitlines():
+                    if line.startswith("streamscore_events_in_total{") and f'"{self.topics.items}"' in line:
+                        total += int(float(line.rsplit(" ", 1)[1]))
+        return total
+
+    def cpu(self) -> float:
+        return sum(cpu_seconds(p.process.pid) for p in self.procs)
+
+    def wait(self, target: int, timeout_s: float) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while self.progress() < target:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(TICK)
+        return True
+
+
+class Workload:
+    """Real news or clicks (with their catalog), re-labelled per use so every event is new."""
+
+    def __init__(self, settings: Settings, path: str, size: int):
+        self.settings = settings
+        self.path = path
+        self.scenario = Scenario(news=size if path == "news" else 0, clicks=size if path == "clicks" else 0, run=RUN_MARK, news_spacing_s=0.01)
+        self.uses = 0
+        self.built_for: str | None = None
+
+    def _build(self, topics: Topics) -> None:
+        if self.built_for != topics.news:
+            self.scenario.build(self.settings.data_dir, topics)
+            self.built_for = topics.news
+
+    def catalog(self, topics: Topics) -> list[Produced]:
+        self._build(topics)
+        return self.scenario.catalog()
+
+    def events(self, topics: Topics, n: int) -> list[Produced]:
+        self._build(topics)
+        base = self.scenario.stream()
+        out: list[Produced] = []
+        while len(out) < n:
+            out += relabel(base, self.uses)
+            self.uses += 1
+        return out[:n]
+
+
+def _produce(settings: Settings, records: list[Produced], rate: float = 0.0) -> None:
+    produce(settings.kafka_bootstrap, records, rate=rate, progress=False, **kafka_python_options(settings))
+
+
+def _prepare(dep: Deployment, work: Workload) -> None:
+    assert dep.topics is not None
+    catalog = work.catalog(dep.topics)
+    if work.path == "clicks":
+        _produce(dep.settings, catalog)
+        deadline = time.monotonic() + 180
+        while dep.items_done() < len(catalog) and time.monotonic() < deadline:
+            time.sleep(TICK)
+        time.sleep(dep.settings.catalog_refresh_s + 0.5)
+    warm = work.events(dep.topics, 200)
+    _produce(dep.settings, warm)
+    dep.wait(len(warm), 120)
+
+
+def capacity(dep: Deployment, work: Workload, n: int) -> dict:
+    """Drain a backlog of ``n`` events: events/s, CPU s per 1 000 events."""
+    assert dep.topics is not None
+    before = dep.progress()
+    records = work.events(dep.topics, n)
+    # produce while the workers are busy with nothing else; they start draining at once, which is fine:
+    # the clock starts at the first processed event and stops at the last
+    cpu0 = dep.cpu()
+    threading.Thread(target=_produce, args=(dep.settings, records), daemon=True).start()
+    while dep.progress() == before:
+        time.sleep(0.05)
+    start = time.monotonic()
+    dep.wait(before + n, 600)
+    seconds = time.monotonic() - start
+    return {"events": n, "seconds": round(seconds, 2), "events_per_s": round(n / seconds, 1), "cpu_s_per_1000": round((dep.cpu() - cpu0) / n * 1000, 2)}
+
+
+def constant_rate(dep: Deployment, work: Workload, rate: float, seconds: float, engine: Engine) -> dict:
+    """Produce at ``rate`` for ``seconds``; bounded if the backlog is gone within 3 s of the last event."""
+    assert dep.topics is not None
+    before = dep.progress()
+    n = max(int(rate * seconds), 20)
+    records = work.events(dep.topics, n)
+    _produce(dep.settings, records, rate=rate)
+    bounded = dep.wait(before + n, 3.0)
+    if not bounded:
+        dep.wait(before + n, 300)
+    ids = [json.loads(r.value).get("id") or json.loads(r.value).get("event_id") for r in records]
+    return {"rate": round(rate, 1), "events": n, "bounded": bounded, **latency(engine, work.path, ids)}
+
+
+def latency(engine: Engine, path: str, ids: list[str]) -> dict:
+    table, key, done = ("news_sentiment", "news_id", "scored_at") if path == "news" else ("click_events", "event_id", "processed_at")
+    query = text(
+        f"SELECT percentile_cont(ARRAY[0.5, 0.95, 0.99]) WITHIN GROUP (ORDER BY extract(epoch FROM {done} - ingested_at)) "
+        f"FROM {table} WHERE {key} = ANY(:ids)"
+    )
+    with engine.connect() as conn:
+        p50, p95, p99 = conn.execute(query, {"ids": ids}).scalar_one()
+    return {"p50_ms": round(p50 * 1000, 1), "p95_ms": round(p95 * 1000, 1), "p99_ms": round(p99 * 1000, 1)}
+
+
+def ladder(dep: Deployment, work: Workload, cap: float, engine: Engine, seconds: float) -> tuple[float, list[dict]]:
+    rungs = []
+    sustained = 0.0
+    for fraction in (0.5, 0.7, 0.85, 1.0, 1.15):
+        rung = constant_rate(dep, work, cap * fraction, seconds, engine) | {"fraction_of_capacity": fraction}
+        rungs.append(rung)
+        if rung["bounded"]:
+            sustained = rung["rate"]
+    return sustained, rungs
+
+
+def model_only(settings: Settings, texts: list[str], threads: int = 2) -> float:
+    """Headlines/s of the same scorer, in-process, in batches of 64 (no Kafka, no database)."""
+    from streamscore.bundle import CURRENT
+    from streamscore.scorer import Scorer
+
+    scorer = Scorer(Path(settings.models_dir) / CURRENT, variant=settings.model_variant, threads=threads)
+    scorer.sentiment(texts[:64])
+    start = time.perf_counter()
+    for i in range(0, len(texts), 64):
+        scorer.sentiment(texts[i : i + 64])
+    return len(texts) / (time.perf_counter() - start)
+
+
+def naive_baseline(settings: Settings, checkpoint: Path, records: list[Produced], seconds: float) -> dict:
+    """What a straightforward script does: poll one record, score it with PyTorch eager, INSERT, commit."""
+    import torch
+    from kafka import KafkaConsumer
+
+    from trainer.checkpoint import load_checkpoint
+    from trainer.inference import predict_texts
+
+    torch.set_num_threads(2)
+    ckpt = load_checkpoint(checkpoint)
+    topic = f"naive{uuid.uuid4().hex[:8]}"
+    create_topics(settings.kafka_bootstrap, Topics(topic, topic + "-i", topic + "-c", topic + "-r", topic + "-a", topic + "-d").specs(1)[:1])
+    _produce(settings, [Produced(topic, r.key, r.value) for r in records])
+    table = f"naive_{uuid.uuid4().hex[:8]}"
+    admin = make_engine(admin_url(settings))
+    conn = admin.raw_connection().driver_connection
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {table} (news_id text PRIMARY KEY, label text, p_negative real)")
+    consumer = KafkaConsumer(topic, bootstrap_servers=settings.kafka_bootstrap, auto_offset_reset="earliest", group_id=f"naive-{topic}",
+                             enable_auto_commit=True, max_poll_records=1)
+    max_length = int(ckpt.text_model.config.max_length_sentiment)
+    done, start = 0, None
+    try:
+        while done < len(records):
+            polled = consumer.poll(timeout_ms=1000, max_records=1)
+            for messages in polled.values():
+                for message in messages:
+                    start = start or time.perf_counter()
+                    event = json.loads(message.value)
+                    out = predict_texts(ckpt.text_model, ckpt.tokenizer, [event["headline"]], max_length, batch_size=1)
+                    probs = torch.softmax(torch.from_numpy(out["sentiment_logits"][0]), dim=-1).numpy()
+                    with conn.cursor() as cur:
+                        cur.execute(f"INSERT INTO {table} VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                                    (event["id"], ("negative", "neutral", "positive")[int(probs.argmax())], float(probs[0])))
+                    done += 1
+            if start and time.perf_counter() - start > seconds:
+                break
+        elapsed = time.perf_counter() - (start or time.perf_counter())
+    finally:
+        consumer.close()
+        with conn.cursor() as cur:
+            cur.execute(f"DROP TABLE {table}")
+        conn.close()
+        admin.dispose()
+    return {"events": done, "seconds": round(elapsed, 2), "events_per_s": round(done / max(elapsed, 1e-9), 1)}
+
+
+def run_e2e_bench(settings: Settings, out_dir: Path, checkpoint: Path, quick: bool = False) -> dict:
+    """Everything in the module docstring; ``quick`` shrinks every run (the smoke test)."""
+    from streamscore.stack.manager import stack_up
+
+    stack_up(settings)
+    engine = make_engine(admin_url(settings))
+    size = 150 if quick else 1500
+    rung_s = 4.0 if quick else 12.0
+    report: dict = {"benchmark": "e2e", "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()}, "quick": quick}
+    news, clicks = Workload(settings, "news", 600), Workload(settings, "clicks", 800)
+
+    paths: dict[str, dict] = {}
+    for work in (news, clicks):
+        with Deployment(settings) as dep:
+            _prepare(dep, work)
+            cap = capacity(dep, work, size if work.path == "news" else size * 3)
+            sustained, rungs = ladder(dep, work, cap["events_per_s"], engine, rung_s)
+            base = sustained or cap["events_per_s"] * 0.5
+            latencies = [constant_rate(dep, work, base * f, rung_s, engine) | {"load": f} for f in (0.25, 0.5, 0.8)]
+            paths[work.path] = {"capacity": cap, "sustained_events_per_s": sustained, "ladder": rungs, "latency": latencies,
+                                "peak_rss_mb": round(max(peak_rss_mb(p.process.pid) for p in dep.procs), 1),
+                                "rss_mb": round(max(rss_mb(p.process.pid) for p in dep.procs), 1)}
+    report["paths"] = paths
+
+    sweep = []
+    grid = [(16, 10), (64, 50)] if quick else [(e, w) for e in (16, 64, 256) for w in (10, 50, 200)]
+    load = paths["news"]["sustained_events_per_s"] * 0.5 or 20
+    for events, wait in grid:
+        with Deployment(settings, batch_events=events, batch_wait_ms=wait) as dep:
+            _prepare(dep, news)
+            cap = capacity(dep, news, size)
+            lat = constant_rate(dep, news, load, rung_s, engine)
+            sweep.append({"max_events": events, "max_wait_ms": wait, "events_per_s": cap["events_per_s"], "p99_ms_at_load": lat["p99_ms"], "load": round(load, 1)})
+    report["batch_sweep"] = {"defaults": {"max_events": settings.batch_max_events, "max_wait_ms": settings.batch_max_wait_ms}, "points": sweep}
+
+    scaling = {}
+    for work in (news, clicks):
+        with Deployment(settings, workers=2) as dep:
+            _prepare(dep, work)
+            scaling[work.path] = capacity(dep, work, size if work.path == "news" else size * 3)
+    report["scaling"] = {path: {"one_worker": paths[path]["capacity"]["events_per_s"], "two_workers": s["events_per_s"],
+                                "ratio": round(s["events_per_s"] / paths[path]["capacity"]["events_per_s"], 2)} for path, s in scaling.items()}
+
+    headlines = [json.loads(r.value)["headline"] for r in news.events(Topics.from_settings(settings), 600)]
+    model = model_only(settings, headlines)
+    report["efficiency"] = {"model_only_events_per_s": round(model, 1), "news_pipeline_events_per_s": paths["news"]["capacity"]["events_per_s"],
+                            "share_of_model_only": round(paths["news"]["capacity"]["events_per_s"] / model, 3)}
+    naive = naive_baseline(settings, checkpoint, news.events(Topics.from_settings(settings), 200 if quick else 600), 10 if quick else 30)
+    report["naive_baseline"] = naive | {"pipeline_ratio": round(paths["news"]["capacity"]["events_per_s"] / naive["events_per_s"], 1)}
+    engine.dispose()
+    write_e2e_report(report, out_dir)
+    return report
+
+
+def write_e2e_report(report: dict, out_dir: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "e2e.json").write_text(json.dumps(report, indent=2))
+    p, eff, naive, scale = report["paths"], report["efficiency"], report["naive_baseline"], report["scaling"]
+    lines = [
+        "# End-to-end benchmark: producer → Kafka → worker → ONNX Runtime → Kafka + PostgreSQL",
+        "",
+        f"{report['machine']['cpus']} CPUs; one run of `streamscore bench e2e`, same data and bundle for every row. "
+        "Latency is from the event entering Kafka to its result row in PostgreSQL.",
+        "",
+        "| path | capacity (events/s) | sustained, bounded lag (events/s) | CPU s / 1 000 events | peak RSS (MB) |",
+        "|---|---|---|---|---|",
+    ]
+    for path, row in p.items():
+        lines.append(f"| {path} | {row['capacity']['events_per_s']} | {row['sustained_events_per_s']} | {row['capacity']['cpu_s_per_1000']} | {row['peak_rss_mb']} |")
+    lines += ["", "| path | load | rate (events/s) | p50 ms | p95 ms | p99 ms |", "|---|---|---|---|---|---|"]
+    for path, row in p.items():
+        for lat in row["latency"]:
+            lines.append(f"| {path} | {lat['load']:.0%} of sustained | {lat['rate']} | {lat['p50_ms']} | {lat['p95_ms']} | {lat['p99_ms']} |")
+    lines += [
+        "",
+        "| comparison | figure | ratio |",
+        "|---|---|---|",
+        f"| news pipeline ÷ model-only (same scorer, same headlines, 2 threads) | {eff['news_pipeline_events_per_s']} vs {eff['model_only_events_per_s']} events/s | {eff['share_of_model_only']:.0%} |",
+        f"| news pipeline ÷ naive consumer (kafka-python, one at a time, PyTorch eager, one INSERT each) | {eff['news_pipeline_events_per_s']} vs {naive['events_per_s']} events/s | {naive['pipeline_ratio']}× |",
+    ]
+    for path, s in scale.items():
+        lines.append(f"| {path}: two workers ÷ one | {s['two_workers']} vs {s['one_worker']} events/s | {s['ratio']}× |")
+    lines += ["", "Micro-batch policy (news capacity, and p99 at a fixed load):", "", "| max events | max wait ms | events/s | p99 ms |", "|---|---|---|---|"]
+    for pt in report["batch_sweep"]["points"]:
+        lines.append(f"| {pt['max_events']} | {pt['max_wait_ms']} | {pt['events_per_s']} | {pt['p99_ms_at_load']} |")
+    (out_dir / "e2e.md").write_text("\n".join(lines) + "\n")
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    for path, row in p.items():
+        axes[0].plot([r["rate"] for r in row["ladder"]], [r["p99_ms"] for r in row["ladder"]], "o-", label=path)
+    axes[0].set(xscale="log", yscale="log", xlabel="offered rate (events/s)", ylabel="p99 latency (ms)", title="rate ladder")
+    axes[0].legend()
+    for path, row in p.items():
+        axes[1].plot([lat["rate"] for lat in row["latency"]], [lat["p50_ms"] for lat in row["latency"]], "o--", label=f"{path} p50")
+        axes[1].plot([lat["rate"] for lat in row["latency"]], [lat["p99_ms"] for lat in row["latency"]], "o-", label=f"{path} p99")
+    axes[1].set(xscale="log", yscale="log", xlabel="rate (events/s)", ylabel="latency (ms)", title="latency at 25/50/80 % load")
+    axes[1].legend()
+    defaults = report["batch_sweep"]["defaults"]
+    for pt in report["batch_sweep"]["points"]:
+        chosen = pt["max_events"] == defaults["max_events"] and pt["max_wait_ms"] == defaults["max_wait_ms"]
+        axes[2].scatter(pt["events_per_s"], pt["p99_ms_at_load"], s=90 if chosen else 40, color="tab:red" if chosen else "tab:blue")
+        axes[2].annotate(f"{pt['max_events']}/{pt['max_wait_ms']:g}{' (default)' if chosen else ''}", (pt["events_per_s"], pt["p99_ms_at_load"]), fontsize=8)
+    axes[2].set(xlabel="news capacity (events/s)", ylabel="p99 at fixed load (ms)", title="batch policy: max events / max wait ms")
+    fig.tight_layout()
+    fig.savefig(out_dir / "e2e.png", dpi=110)
+    plt.close(fig)

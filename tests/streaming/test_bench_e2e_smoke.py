@@ -1,0 +1,25 @@
+"""`streamscore bench e2e --quick` runs end to end and writes well-formed results (figures to quote come from
+the full run in docs/benchmarks/e2e.md; timing is not a test)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from streamscore.bench.pipeline_bench import run_e2e_bench
+from streamscore.settings import Settings
+from tests.conftest import Schema
+
+
+def test_e2e_bench_quick_writes_json_markdown_and_plot(stack: Settings, pg_schema: Schema, models_dir: Path, quick_run: Path, tmp_path: Path) -> None:
+    settings = stack.model_copy(update={"models_dir": models_dir, "database_url": pg_schema.admin, "writer_database_url": pg_schema.writer})
+    report = run_e2e_bench(settings, tmp_path, quick_run / "checkpoint", quick=True)
+    saved = json.loads((tmp_path / "e2e.json").read_text())
+    assert saved["paths"].keys() == {"news", "clicks"}
+    for path in saved["paths"].values():
+        assert path["capacity"]["events_per_s"] > 0 and len(path["ladder"]) == 5 and len(path["latency"]) == 3
+        assert all(0 < lat["p50_ms"] <= lat["p99_ms"] for lat in path["latency"])
+    assert 0 < saved["efficiency"]["share_of_model_only"] and saved["naive_baseline"]["events_per_s"] > 0
+    assert {"news", "clicks"} == saved["scaling"].keys() and len(saved["batch_sweep"]["points"]) == 2
+    assert report["naive_baseline"]["pipeline_ratio"] == saved["naive_baseline"]["pipeline_ratio"]
+    assert (tmp_path / "e2e.png").stat().st_size > 10_000 and "naive consumer" in (tmp_path / "e2e.md").read_text()
