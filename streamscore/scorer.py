@@ -61,6 +61,7 @@ class Scorer:
         threads: int = 0,
         token_budget: int = 8192,
         warm_up: bool = True,
+        spin: bool = False,
     ):
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -79,6 +80,9 @@ class Scorer:
         options.intra_op_num_threads = threads or (os.cpu_count() or 1)
         options.inter_op_num_threads = 1
         options.log_severity_level = 3
+        # Idle ORT threads spin by default; in a worker that shares two cores with its event loop, the
+        # database driver and Kafka, spinning starves them and shows up as latency spikes, not speed.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         providers: list = ["CPUExecutionProvider"]
         if want_cuda:
             providers = [("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"]

@@ -199,6 +199,7 @@ async def ready(web: faust.web.Web, request: faust.web.Request) -> faust.web.Res
         "model_version": pipeline.models.version if pipeline else None,
         "providers": list(pipeline.models.scorer.providers) if pipeline else [],
         "last_reload_error": pipeline.models.last_error if pipeline else None,
+        "assigned_partitions": len(app.consumer.assignment()) if app.consumer else 0,
     }
     ok = body["model_loaded"] and body["database_ok"]
     return web.json({"ready": ok, **body}, status=200 if ok else 503)

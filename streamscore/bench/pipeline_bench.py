@@ -87,6 +87,9 @@ class Deployment:
             self.procs.append(WorkerProcess.start(port, self.settings.stack_dir / "logs", env))
         for proc in self.procs:
             proc.wait_ready()
+        deadline = time.monotonic() + 60  # measure after the group settled: every worker owns partitions
+        while time.monotonic() < deadline and not all((proc.ready() or {}).get("assigned_partitions", 0) > 0 for proc in self.procs):
+            time.sleep(0.5)
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -129,6 +132,7 @@ class Workload:
         self.path = path
         self.scenario = Scenario(news=size if path == "news" else 0, clicks=size if path == "clicks" else 0, run=RUN_MARK, news_spacing_s=0.01)
         self.uses = 0
+        self.run = uuid.uuid4().hex[:8]
         self.built_for: str | None = None
 
     def _build(self, topics: Topics) -> None:
@@ -145,7 +149,7 @@ class Workload:
         base = self.scenario.stream()
         out: list[Produced] = []
         while len(out) < n:
-            out += relabel(base, self.uses)
+            out += relabel(base, f"{self.run}L{self.uses}")
             self.uses += 1
         return out[:n]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -55,10 +56,11 @@ def worker_progress(port: int, topics: Topics) -> int:
     return done
 
 
-def relabel(records: list[Produced], loop: int) -> list[Produced]:
-    """The same events with ids made unique for one pass of the loop."""
-    mark, new = RUN_MARK.encode(), f"L{loop}".encode()
-    return [Produced(r.topic, r.key.replace(RUN_MARK, f"L{loop}") if r.key else r.key, r.value.replace(mark, new), r.expect) for r in records]
+def relabel(records: list[Produced], label: str) -> list[Produced]:
+    """The same events with ids made unique by ``label`` (one per pass, and unique across runs: the
+    database keeps every earlier run's rows, and a reused id would be a duplicate)."""
+    mark, new = RUN_MARK.encode(), label.encode()
+    return [Produced(r.topic, r.key.replace(RUN_MARK, label) if r.key else r.key, r.value.replace(mark, new), r.expect) for r in records]
 
 
 def summarise(samples: list[Sample], warmup_fraction: float = 0.25) -> dict:
@@ -104,10 +106,12 @@ def run_soak(settings: Settings, minutes: float, rate: float, out_dir: Path, sam
         produced = [0]
         deadline = time.monotonic() + minutes * 60
 
+        run = uuid.uuid4().hex[:8]
+
         def feed() -> None:
             loop = 0
             while time.monotonic() < deadline:
-                chunk = relabel(stream, loop)
+                chunk = relabel(stream, f"{run}L{loop}")
                 budget = max(int((deadline - time.monotonic()) * rate), 0)
                 chunk = chunk[:budget]
                 if not chunk:
