@@ -87,7 +87,7 @@ class Settings(BaseSettings):
     worker_web_bind: str = Field(default="127.0.0.1", description="Interface the worker's web server listens on (0.0.0.0 in containers).")
     worker_session_timeout_s: float = Field(default=10.0, ge=6, description="Kafka group session timeout: how soon a dead worker's partitions move.")
     worker_threads: int = Field(default=0, ge=0, description="ONNX Runtime intra-op threads per worker; 0 uses every core.")
-    batch_max_events: int = Field(default=64, ge=1, description="A micro-batch closes at this many events ...")
+    batch_max_events: int = Field(default=256, ge=1, description="A micro-batch closes at this many events ...")
     batch_max_wait_ms: float = Field(default=50.0, ge=0, description="... or this long after its first event ...")
     batch_max_tokens: int = Field(default=8192, ge=16, description="... and is cut so no inference call exceeds this many tokens.")
     max_future_skew_s: float = Field(default=86400.0, gt=0, description="Events stamped further in the future are dead-lettered.")

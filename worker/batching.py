@@ -14,7 +14,7 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class BatchPolicy:
-    max_events: int = 64
+    max_events: int = 256
     max_wait_ms: float = 50.0
     max_tokens: int = 8192
     """Sum of (estimated) tokens of the texts in a batch: long texts make smaller batches."""

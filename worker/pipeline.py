@@ -402,7 +402,9 @@ class Pipeline:
             new, report.redelivered, dupes_stored = self._sort_redeliveries(conn, sql.ClickEvent, "event_id", valid, inserted, lambda e: e.event_id)
             batch_dead += dupes_stored
             report.processed = len(new)
-            recs = self._recommend(conn, new, scorer, k)
+            ordered = sorted(new, key=lambda a: (a.event.ts, a.event.event_id))
+            history = sql.extend_histories(conn, [(a.event.user_id, a.event.item_id) for a in ordered])
+            recs = self._recommend(conn, new, history, scorer, k)
             self._finish(conn, report, batch_dead, [Output(self.topics.recommendations, r.user_id, _json(r)) for r in recs])
             for r in recs:
                 m.RECOMMENDATIONS.labels(str(r.cold_start).lower()).inc()
@@ -411,8 +413,11 @@ class Pipeline:
         all_dead = self.store.transaction(work)
         return self._account(report, records, all_dead, started)
 
-    def _recommend(self, conn: Connection, clicks: list[Accepted[ClickEvent]], scorer, k: int) -> list[RecommendationEvent]:
-        """One recommendation per user clicking in this batch, triggered by their latest click."""
+    def _recommend(
+        self, conn: Connection, clicks: list[Accepted[ClickEvent]], history: dict[str, list[str]], scorer: Scorer, k: int
+    ) -> list[RecommendationEvent]:
+        """One recommendation per user clicking in this batch, triggered by their latest click; ``history``
+        holds each user's distinct items including this batch's."""
         if not clicks or not len(self.catalog):
             return []
         trigger: dict[str, ClickEvent] = {}
@@ -421,7 +426,6 @@ class Pipeline:
             if ev.user_id not in trigger or (ev.ts, ev.event_id) >= (trigger[ev.user_id].ts, trigger[ev.user_id].event_id):
                 trigger[ev.user_id] = ev
         users = sorted(trigger)
-        history = sql.histories(conn, users)  # includes this batch's rows: same transaction
         profiles = np.zeros((len(users), self.catalog.dim), dtype=np.float32)
         counts = np.zeros(len(users), dtype=np.int64)
         for i, user in enumerate(users):

@@ -31,6 +31,7 @@ from streamscore.db.tables import (
     NewsSentiment,
     RecommendationHistory,
     RecommendationLatest,
+    UserHistory,
 )
 from streamscore.errors import StreamscoreError
 from streamscore.events import AlertEvent, DeadLetterEvent
@@ -174,18 +175,26 @@ def upsert_items(conn: Connection, rows: Sequence[dict]) -> set[str]:
     return {r[0] for r in conn.execute(stmt)}
 
 
-def histories(conn: Connection, users: Iterable[str]) -> dict[str, list[str]]:
-    """Items each user interacted with, oldest first (the profile and the seen-set)."""
-    users = list(users)
+def extend_histories(conn: Connection, clicks: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
+    """Add ``(user_id, item_id)`` clicks (newly stored ones only) to the users' histories, row-locked in user
+    order; returns every clicking user's distinct items, oldest first (profile and seen-set)."""
+    users = sorted({u for u, _ in clicks})
     if not users:
         return {}
-    out: dict[str, list[str]] = {u: [] for u in users}
+    conn.execute(insert(UserHistory.__table__).values([{"user_id": u} for u in users]).on_conflict_do_nothing(index_elements=["user_id"]))
     rows = conn.execute(
-        select(ClickEvent.user_id, ClickEvent.item_id).where(ClickEvent.user_id.in_(users)).order_by(ClickEvent.user_id, ClickEvent.event_ts, ClickEvent.event_id)
+        select(UserHistory.user_id, UserHistory.items, UserHistory.clicks).where(UserHistory.user_id.in_(users)).order_by(UserHistory.user_id).with_for_update()
     )
-    for user, item in rows:
-        out[user].append(item)
-    return out
+    history = {u: (list(items or []), n) for u, items, n in rows}
+    for user, item in clicks:
+        items, n = history[user]
+        if item not in items:
+            items.append(item)
+        history[user] = (items, n + 1)
+    for user in users:
+        items, n = history[user]
+        conn.execute(UserHistory.__table__.update().where(UserHistory.user_id == user).values(items=items, clicks=n, updated_at=text("now()")))
+    return {u: items for u, (items, _) in history.items()}
 
 
 def known_items(conn: Connection, ids: Iterable[str]) -> set[str]:

@@ -141,6 +141,16 @@ class EntityAlertState(Base):
     updated_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
 
 
+class UserHistory(Base):
+    """Distinct items per user in first-interaction order (derived from ``click_events``)."""
+
+    __tablename__ = "user_history"
+    user_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    items: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    clicks: Mapped[int] = mapped_column(Integer, server_default="0")
+    updated_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
+
+
 VIEWS = (
     "v_sentiment_entity_hourly",
     "v_alert_timeline",
