@@ -213,7 +213,7 @@ def replay(
         bad=bad, all_items=all_items, seed=seed, run=run or f"r{int(time.time())}",
     )
     try:
-        records = scenario.build(settings.data_dir, Topics.from_settings(settings))
+        scenario.build(settings.data_dir, Topics.from_settings(settings))
     except OSError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))} (set STREAMSCORE_DATA_DIR)", soft_wrap=True, highlight=False)
         raise typer.Exit(code=2) from None

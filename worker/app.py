@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -207,8 +208,14 @@ async def ready(web: faust.web.Web, request: faust.web.Request) -> faust.web.Res
 
 @app.task
 async def warm_up() -> None:
-    """Load the model as the worker starts, so the first batch does not wait for it."""
-    await in_model_thread(runtime.get)
+    """Load the model and connect to PostgreSQL as the worker starts. A worker that cannot serve (no bundle,
+    a bundle that fails verification) exits at once with the reason, before it has consumed anything, so a
+    supervisor or `docker compose` shows the error instead of a worker that is up but never ready."""
+    try:
+        await in_model_thread(runtime.get)
+    except Exception as exc:  # noqa: BLE001 - any reason to be unable to serve is fatal here
+        logger.critical("worker cannot start: %s", exc)
+        os._exit(2)
 
 
 @app.on_before_shutdown.connect

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import TypeVar
@@ -258,4 +257,4 @@ def set_embeddings(conn: Connection, version: str, embeddings: dict[str, list[fl
         )
 
 
-__all__ = ["NewsSentiment", "Store", "StoreUnavailable"]
+__all__ = ["ClickEvent", "NewsSentiment", "Store", "StoreUnavailable"]  # the pipeline names tables through this module

@@ -7,7 +7,6 @@ configuration so that machine drift hits all engines alike. Figures are medians 
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from streamscore.bench.output import pyplot, write_json
 from streamscore.scorer import Scorer
 
 BATCH_SIZES = (1, 8, 32, 128)
@@ -125,13 +125,8 @@ def _speedups(rows: list[dict]) -> list[dict]:
 
 
 def write_model_report(report: dict, out_dir: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "model.json").write_text(json.dumps(report, indent=2))
+    plt = pyplot()
+    write_json(out_dir, "model", report)
     rows = report["results"]
     engines = sorted({r["engine"] for r in rows}, key=lambda e: ("pytorch" not in e, e))
     ratio = {(s["engine"], s["batch_size"], s["seq_len"]): s["ratio"] for s in report["speedup_vs_eager"]}

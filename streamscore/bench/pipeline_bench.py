@@ -29,6 +29,7 @@ from pathlib import Path
 
 from sqlalchemy import Engine, text
 
+from streamscore.bench.output import pyplot, write_json
 from streamscore.bench.soak import RUN_MARK, relabel, rss_mb, worker_progress
 from streamscore.db.connection import admin_url, make_engine, writer_url
 from streamscore.demo import WorkerProcess
@@ -341,13 +342,8 @@ def run_e2e_bench(settings: Settings, out_dir: Path, checkpoint: Path, quick: bo
 
 
 def write_e2e_report(report: dict, out_dir: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "e2e.json").write_text(json.dumps(report, indent=2))
+    plt = pyplot()
+    write_json(out_dir, "e2e", report)
     p, eff, naive, scale = report["paths"], report["efficiency"], report["naive_baseline"], report["scaling"]
     lines = [
         "# End-to-end benchmark: producer → Kafka → worker → ONNX Runtime → Kafka + PostgreSQL",

@@ -8,7 +8,6 @@ seconds; writes ``soak.json``, ``soak.md`` and ``soak.png``.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -16,6 +15,7 @@ import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from streamscore.bench.output import pyplot, write_json
 from streamscore.db.connection import writer_url
 from streamscore.demo import WorkerProcess
 from streamscore.replay import Produced, Scenario, produce
@@ -142,13 +142,8 @@ def run_soak(settings: Settings, minutes: float, rate: float, out_dir: Path, sam
 
 
 def write_soak_report(report: dict, out_dir: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "soak.json").write_text(json.dumps(report, indent=2))
+    plt = pyplot()
+    write_json(out_dir, "soak", report)
     verdict = "flat" if report["memory_growth"] < 0.10 else "GROWING"
     (out_dir / "soak.md").write_text(
         f"# Soak: one worker, {report['minutes']} min at {report['rate']} events/s\n\n"

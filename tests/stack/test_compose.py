@@ -7,7 +7,6 @@ import json
 import re
 import shlex
 from graphlib import TopologicalSorter
-from pathlib import Path
 
 import jsonschema
 import pytest

@@ -57,7 +57,7 @@ def test_replay_two_workers_reconcile_alert_once_and_recommend_unseen(deployment
 
 def test_calm_stream_raises_no_alert(deployment: Deployment) -> None:
     scenario = Scenario(news=400, clicks=0, run="calm")
-    records = scenario.build(deployment.settings.data_dir, deployment.topics)
+    scenario.build(deployment.settings.data_dir, deployment.topics)
     deployment.start_worker()
     deployment.produce(scenario.stream())
     snap = deployment.wait_accounted(400)
@@ -103,6 +103,7 @@ def test_hot_reload_swaps_version_refuses_tampered_and_loses_nothing(deployment:
     state = deployment.ready(worker)
     assert state["model_version"] == old and "checksum" in (state["last_reload_error"] or "")
     assert deployment.metrics(worker)['streamscore_model_reloads_total{outcome="refused"}'] == 1
+    assert "new bundle refused" in worker.log.read_text(errors="replace")  # and the log says so
 
     new = _variant_of(deployment, tamper=False)
     deployment.point_current(new)
