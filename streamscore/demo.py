@@ -14,6 +14,7 @@ import time
 import urllib.error
 import urllib.request
 from contextlib import ExitStack
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +71,24 @@ class WorkerProcess:
             time.sleep(0.5)
         raise StackError(f"worker on port {self.port} not ready after {timeout_s:.0f} s; see {self.log}")
 
+    def metrics(self) -> dict[str, float]:
+        """The worker's Prometheus samples, ``name{labels}`` → value (empty when it does not answer)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as response:
+                body = response.read().decode()
+        except (urllib.error.URLError, OSError):
+            return {}
+        samples = {}
+        for line in body.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                samples[name] = float(value)
+        return samples
+
+    def count(self, metric: str, topics: Sequence[str]) -> int:
+        """Sum of a per-topic counter over ``topics``."""
+        return int(sum(v for k, v in self.metrics().items() if k.startswith(metric + "{") and any(f'topic="{t}"' in k for t in topics)))
+
     def stop(self, timeout_s: float = 30.0) -> None:
         if self.process.poll() is None:
             self.process.terminate()
@@ -96,25 +115,15 @@ def ensure_bundle(settings: Settings) -> str:
     return "trained (quick) and exported"
 
 
-def processed_items(procs: list[WorkerProcess]) -> int:
+def processed_items(procs: list[WorkerProcess], topics: Topics) -> int:
     """Item events the workers have stored so far, from their /metrics."""
-    total = 0
-    for proc in procs:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{proc.port}/metrics", timeout=2) as response:
-                body = response.read().decode()
-        except (urllib.error.URLError, OSError):
-            continue
-        for line in body.splitlines():
-            if line.startswith("streamscore_events_processed_total{") and 'items"' in line:
-                total += int(float(line.rsplit(" ", 1)[1]))
-    return total
+    return sum(proc.count("streamscore_events_processed_total", [topics.items]) for proc in procs)
 
 
-def wait_for_catalog(procs: list[WorkerProcess], count: int, timeout_s: float) -> None:
+def wait_for_catalog(procs: list[WorkerProcess], topics: Topics, count: int, timeout_s: float) -> None:
     """Clicks on items the catalog does not know yet are dead-lettered, so the catalog goes first."""
     deadline = time.monotonic() + timeout_s
-    while processed_items(procs) < count and time.monotonic() < deadline:
+    while processed_items(procs, topics) < count and time.monotonic() < deadline:
         time.sleep(0.5)
 
 
@@ -168,7 +177,7 @@ def run_demo(settings: Settings, news: int, clicks: int, rate: float, surge: str
         catalog = scenario.catalog()
         security = kafka_python_options(settings)
         produce(settings.kafka_bootstrap, catalog, rate=0, progress=True, **security)
-        wait_for_catalog(procs, len(catalog), timeout_s)
+        wait_for_catalog(procs, topics, len(catalog), timeout_s)
         produce(settings.kafka_bootstrap, scenario.stream(), rate=rate, progress=True, **security)
         started = time.monotonic()
         last_total, last_t = before, started

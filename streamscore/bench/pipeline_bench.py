@@ -30,7 +30,7 @@ from pathlib import Path
 from sqlalchemy import Engine, text
 
 from streamscore.bench.output import pyplot, write_json
-from streamscore.bench.soak import RUN_MARK, relabel, rss_mb, worker_progress
+from streamscore.bench.soak import RUN_MARK, relabel, rss_mb
 from streamscore.db.connection import admin_url, make_engine, writer_url
 from streamscore.demo import WorkerProcess
 from streamscore.replay import Produced, Scenario, produce
@@ -98,20 +98,13 @@ class Deployment:
             proc.stop()
 
     def progress(self) -> int:
+        """News and click records the workers have finished (stored or dead-lettered)."""
         assert self.topics is not None
-        return sum(worker_progress(p.port, self.topics) for p in self.procs)
+        return sum(p.count("streamscore_events_in_total", [self.topics.news, self.topics.clicks]) for p in self.procs)
 
     def items_done(self) -> int:
         assert self.topics is not None
-        total = 0
-        for proc in self.procs:
-            import urllib.request
-
-            with urllib.request.urlopen(f"http://127.0.0.1:{proc.port}/metrics", timeout=5) as response:
-                for line in response.read().decode().splitlines():
-                    if line.startswith("streamscore_events_in_total{") and f'"{self.topics.items}"' in line:
-                        total += int(float(line.rsplit(" ", 1)[1]))
-        return total
+        return sum(p.count("streamscore_events_in_total", [self.topics.items]) for p in self.procs)
 
     def cpu(self) -> float:
         return sum(cpu_seconds(p.process.pid) for p in self.procs)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-import urllib.request
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -43,17 +42,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
-
-
-def worker_progress(port: int, topics: Topics) -> int:
-    """News and click records the worker has finished (stored or dead-lettered), from its /metrics."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
-        body = response.read().decode()
-    done = 0
-    for line in body.splitlines():
-        if line.startswith("streamscore_events_in_total{") and (f'"{topics.news}"' in line or f'"{topics.clicks}"' in line):
-            done += int(float(line.rsplit(" ", 1)[1]))
-    return done
 
 
 def relabel(records: list[Produced], label: str) -> list[Produced]:
@@ -126,13 +114,13 @@ def run_soak(settings: Settings, minutes: float, rate: float, out_dir: Path, sam
         samples: list[Sample] = []
         while feeder.is_alive():
             time.sleep(sample_s)
-            samples.append(Sample(round(time.monotonic() - started, 1), rss_mb(worker.process.pid), produced[0], worker_progress(port, topics)))
+            samples.append(Sample(round(time.monotonic() - started, 1), rss_mb(worker.process.pid), produced[0], worker.count("streamscore_events_in_total", [topics.news, topics.clicks])))
         drain_deadline = time.monotonic() + 120
-        while worker_progress(port, topics) < produced[0] and time.monotonic() < drain_deadline:
+        while worker.count("streamscore_events_in_total", [topics.news, topics.clicks]) < produced[0] and time.monotonic() < drain_deadline:
             time.sleep(1)
         drained_s = round(time.monotonic() - deadline, 1)
         report = {
-            "minutes": minutes, "rate": rate, "sample_s": sample_s, "produced": produced[0], "processed": worker_progress(port, topics),
+            "minutes": minutes, "rate": rate, "sample_s": sample_s, "produced": produced[0], "processed": worker.count("streamscore_events_in_total", [topics.news, topics.clicks]),
             "drain_s_after_last_event": drained_s, **summarise(samples), "samples": [asdict(s) | {"behind": s.behind} for s in samples],
         }
     finally:

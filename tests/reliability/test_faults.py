@@ -84,11 +84,12 @@ def test_kill_9_one_of_two_workers_mid_stream(deployment: Deployment) -> None:
     at_kill = wait_fraction(deployment, scenario.expected_accounted(), 0.3)
     victim = deployment.workers[0]
     victim.process.kill()  # SIGKILL: no shutdown, no commit
-    victim.process.wait()
+    assert victim.process.wait() == -9 and at_kill < scenario.expected_accounted(), "the kill must land mid-stream"
     killed_at = time.monotonic()
     deployment.start_worker()
     producer.join()
     figures = reconcile(deployment, scenario)
+    assert figures["news_rows"] + figures["click_rows"] + figures["dead_letters"] == figures["events"]
     record("kill -9 one of two workers", **figures, accounted_at_kill=at_kill, recovery_s=round(time.monotonic() - killed_at, 1), redelivered=redelivered(deployment))
 
 

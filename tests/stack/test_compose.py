@@ -55,7 +55,10 @@ def _parse(args: list[str]) -> None:
 
 def test_compose_file_matches_the_compose_specification(compose: dict) -> None:
     schema = json.loads(SPEC.read_text())
-    jsonschema.Draft7Validator(schema).validate(compose)
+    errors = [f"{'/'.join(map(str, e.path))}: {e.message}" for e in jsonschema.Draft7Validator(schema).iter_errors(compose)]
+    assert errors == []
+    broken = {**compose, "services": {"worker": {**compose["services"]["worker"], "comand": ["typo"]}}}
+    assert any(True for _ in jsonschema.Draft7Validator(schema).iter_errors(broken))  # the schema does catch mistakes
 
 
 def test_every_command_is_a_valid_cli_invocation(compose: dict) -> None:

@@ -88,15 +88,9 @@ class Deployment:
             return list(conn.execute(text(sql), params))
 
     def metrics(self, worker: WorkerProcess) -> dict[str, float]:
-        """Prometheus samples of one worker, ``name{labels}`` → value."""
-        with urllib.request.urlopen(f"http://127.0.0.1:{worker.port}/metrics", timeout=5) as response:
-            body = response.read().decode()
-        out = {}
-        for line in body.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                out[name] = float(value)
-        return out
+        samples = worker.metrics()
+        assert samples, f"worker :{worker.port} serves no metrics"
+        return samples
 
     def ready(self, worker: WorkerProcess) -> dict:
         """The worker's /ready body (a 503 carries the same body, saying what is not ready)."""
