@@ -298,6 +298,31 @@ def bench_e2e_command(
     )
 
 
+@bench_app.command("profile")
+def bench_profile_command(
+    path: Annotated[str, typer.Option(help="news or clicks.")] = "news",
+    label: Annotated[str, typer.Option(help="Name of this run in the report (e.g. before / after a change).")] = "current",
+    seconds: Annotated[float, typer.Option(help="How long py-spy samples the worker.")] = 20.0,
+    events: Annotated[int, typer.Option(help="Backlog drained for the unprofiled capacity figure.")] = 1500,
+    note: Annotated[str, typer.Option(help="What this run measures (the code or settings it differs by), shown in the report.")] = "",
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("docs/benchmarks"),
+) -> None:
+    """Where one worker's CPU goes on a path (py-spy), by pipeline stage and by function; labelled runs of
+    the same path are laid side by side in profile.md / profile.png."""
+    from streamscore.bench.profile import run_profile
+
+    if path not in ("news", "clicks"):
+        _fail(StreamscoreError(f"--path must be news or clicks, not {path!r}"))
+        return
+    try:
+        report = run_profile(get_settings(), path, label, out, events, seconds, note)
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    stages = ", ".join(f"{name} {share:.0%}" for name, share in list(report["stages"].items())[:4])
+    console.print(f"{path} [{label}]: {report['capacity_events_per_s']} ev/s unprofiled; {stages}; written: {out / 'profile.md'}")
+
+
 @bench_app.command("soak")
 def bench_soak_command(
     minutes: Annotated[float, typer.Option(help="How long to keep the load on.")] = 10.0,
