@@ -8,6 +8,10 @@ actually uses (``session.get_providers()``), never the ones requested.
 Texts are tokenised with the fast tokenizer, truncated per task, sorted by length and cut into sub-batches
 under a token budget (length bucketing), then padded only to the longest text of each sub-batch (dynamic
 padding); results come back in input order.
+
+The budget is per ONNX Runtime call and depends on the provider. On CPU, calls of about 2 048 padded tokens
+run 1.5× faster per text than calls of 8 192 (measured on MiniLM-L6 int8, two cores): a smaller call's
+activations stay in the L2 cache. A GPU wants the opposite, calls large enough to fill it.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ logger = logging.getLogger(__name__)
 Variant = Literal["auto", "fp32", "int8"]
 TASK_MAX_LENGTH = {"sentiment": "max_length_sentiment", "review-rating": "max_length_review", "embed": "max_length_item"}
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
+TOKENS_PER_CALL = {"CPUExecutionProvider": 2048, "CUDAExecutionProvider": 16384}
 
 
 def gpu_present() -> bool:
@@ -59,7 +64,7 @@ class Scorer:
         variant: Variant = "auto",
         device: Literal["auto", "cpu", "cuda"] = "auto",
         threads: int = 0,
-        token_budget: int = 8192,
+        token_budget: int = 0,
         warm_up: bool = True,
         spin: bool = False,
     ):
@@ -70,7 +75,6 @@ class Scorer:
         manifest = self.bundle.manifest
         self.version = self.bundle.version
         self.limits = manifest["text_model"]["max_lengths"]
-        self.token_budget = token_budget
         want_cuda = device == "cuda" or (device == "auto" and gpu_present() and "CUDAExecutionProvider" in ort.get_available_providers())
         if variant == "auto":
             variant = "fp32" if want_cuda or "model.int8.onnx" not in manifest["files"] else "int8"
@@ -94,6 +98,7 @@ class Scorer:
             raise BundleError(self.bundle.path, f"ONNX Runtime could not load {text_file}: {exc}") from exc
         self.providers = self.text_session.get_providers()
         self.on_cuda = self.providers[0] == "CUDAExecutionProvider"
+        self.token_budget = token_budget or TOKENS_PER_CALL.get(self.providers[0], TOKENS_PER_CALL["CPUExecutionProvider"])
         if want_cuda and not self.on_cuda:
             logger.warning("CUDA requested but ONNX Runtime runs on CPU", extra={"providers": ",".join(self.providers)})
         self.output_names = [o.name for o in self.text_session.get_outputs()]
@@ -104,7 +109,10 @@ class Scorer:
         self.user_ids: dict[str, int] = {u: i + 1 for i, u in enumerate(rec["users"])}
         self.item_ids: dict[str, int] = {u: i + 1 for i, u in enumerate(rec["items"])}
         self.popular_items: list[str] = rec["popular_items"]
-        logger.info("scorer ready", extra={"version": self.version, "variant": self.variant, "providers": ",".join(self.providers)})
+        logger.info(
+            "scorer ready",
+            extra={"version": self.version, "variant": self.variant, "providers": ",".join(self.providers), "tokens_per_call": self.token_budget},
+        )
         if warm_up:
             self.score_texts(["warm-up"], "sentiment")
 
@@ -198,5 +206,5 @@ class Scorer:
         return score, rating
 
     def describe(self) -> dict:
-        return {"version": self.version, "variant": self.variant, "providers": list(self.providers)}
+        return {"version": self.version, "variant": self.variant, "providers": list(self.providers), "tokens_per_call": self.token_budget}
 

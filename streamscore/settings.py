@@ -88,8 +88,11 @@ class Settings(BaseSettings):
     worker_session_timeout_s: float = Field(default=10.0, ge=6, description="Kafka group session timeout: how soon a dead worker's partitions move.")
     worker_threads: int = Field(default=0, ge=0, description="ONNX Runtime intra-op threads per worker; 0 uses every core.")
     batch_max_events: int = Field(default=256, ge=1, description="A micro-batch closes at this many events ...")
-    batch_max_wait_ms: float = Field(default=50.0, ge=0, description="... or this long after its first event ...")
-    batch_max_tokens: int = Field(default=8192, ge=16, description="... and is cut so no inference call exceeds this many tokens.")
+    batch_max_wait_ms: float = Field(default=10.0, ge=0, description="... or this long after its first event ...")
+    batch_max_tokens: int = Field(default=8192, ge=16, description="... or holds this many (estimated) tokens.")
+    inference_max_tokens: int = Field(
+        default=0, ge=0, description="Padded tokens per ONNX Runtime call; 0 picks by provider: 2048 on CPU (activations stay in cache), 16384 on CUDA."
+    )
     max_future_skew_s: float = Field(default=86400.0, gt=0, description="Events stamped further in the future are dead-lettered.")
     recommend_k: int = Field(default=10, ge=1, le=100, description="Items per recommendation.")
     cold_start_min_history: int = Field(default=3, ge=1, description="A user unknown to the model needs this many clicks before personal ranking.")

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 class ModelHolder:
     """Owns the process's single scorer."""
 
-    def __init__(self, models_dir: Path, variant: Variant = "auto", threads: int = 0, token_budget: int = 8192):
+    def __init__(self, models_dir: Path, variant: Variant = "auto", threads: int = 0, token_budget: int = 0):
         self.pointer = Path(models_dir) / CURRENT
         self.variant: Variant = variant
         self.threads = threads
