@@ -114,6 +114,11 @@ class Deployment:
             }
             self.procs.append(WorkerProcess.start(port, self.settings.stack_dir / "logs", env))
 
+    def preload(self, records: list[Produced]) -> None:
+        """Stop the workers and put ``records`` in Kafka, so the next workers start on a backlog."""
+        self.stop_workers()
+        _produce(self.settings, records)
+
     def stop_workers(self) -> None:
         """Graceful stop: the workers commit what they finished, so a restart resumes exactly there."""
         for proc in self.procs:
@@ -200,8 +205,7 @@ def capacity(dep: Deployment, work: Workload, n: int) -> dict:
     a worker drains 1 500 clicks in a fraction of a second, well inside its start-up's CPU noise."""
     assert dep.topics is not None
     records = work.events(dep.topics, n)
-    dep.stop_workers()
-    _produce(dep.settings, records)
+    dep.preload(records)
     dep.spawn_workers()
     deadline = time.monotonic() + 180
     while (counted_from := dep.progress()) == 0:

@@ -135,7 +135,7 @@ def record(pid: int, seconds: float, raw: Path, rate: int = 100) -> subprocess.P
 
 def run_profile(settings: Settings, path: str, label: str, out_dir: Path, events: int = 1500, seconds: float = 20.0, note: str = "") -> dict:
     """Capacity unobserved, then a drain under py-spy; writes ``profile-<path>-<label>.json`` and ``profile.md``/``.png``."""
-    from streamscore.bench.pipeline_bench import Deployment, Workload, _prepare, _produce, capacity
+    from streamscore.bench.pipeline_bench import Deployment, Workload, _prepare, capacity
     from streamscore.stack.manager import stack_up
 
     py_spy()
@@ -147,8 +147,7 @@ def run_profile(settings: Settings, path: str, label: str, out_dir: Path, events
         plain = capacity(dep, work, events)
         # a backlog that keeps the worker busy for longer than the sampler runs
         backlog = int(plain["events_per_s"] * (seconds + 5) * 1.5) + 100
-        dep.stop_workers()
-        _produce(settings, work.events(dep.topics, backlog))
+        dep.preload(work.events(dep.topics, backlog))
         dep.start_workers()  # fresh workers: their counters start at 0
         if not dep.wait(1, 120):
             raise StreamscoreError("the worker processed nothing within 120 s")
