@@ -28,6 +28,11 @@ LAG_SECONDS = Histogram(
     "streamscore_event_lag_seconds", "From the record entering Kafka to its result being committed.", ["topic"], registry=REGISTRY,
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+MODEL_CALLS = Counter("streamscore_model_calls_total", "ONNX Runtime calls of the text model, per input topic.", ["topic"], registry=REGISTRY)
+MODEL_TOKENS = Counter(
+    "streamscore_model_tokens_total", "Tokens fed to the text model: real, and padded (real plus padding); real ÷ padded is the padding efficiency.",
+    ["topic", "kind"], registry=REGISTRY,
+)
 DB_RETRIES = Counter("streamscore_db_retries_total", "PostgreSQL writes retried after a transient failure.", registry=REGISTRY)
 MODEL_INFO = Gauge("streamscore_model_info", "The bundle being served (value 1).", ["version", "variant", "providers"], registry=REGISTRY)
 MODEL_RELOADS = Counter("streamscore_model_reloads_total", "Bundle swaps, by outcome.", ["outcome"], registry=REGISTRY)

@@ -19,8 +19,9 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import TypeVar
 
@@ -159,6 +160,19 @@ class Pipeline:
             batches.append(batcher.take())
         return batches
 
+    @contextmanager
+    def _inference(self, topic: str, scorer: Scorer) -> Iterator[None]:
+        """Time the text-model calls made inside, and count their calls and tokens (real and padded)."""
+        before = replace(scorer.usage)
+        t0 = time.perf_counter()
+        yield
+        calls = scorer.usage.calls - before.calls
+        if calls:
+            m.INFERENCE_SECONDS.labels(topic).observe(time.perf_counter() - t0)
+            m.MODEL_CALLS.labels(topic).inc(calls)
+            m.MODEL_TOKENS.labels(topic, "real").inc(scorer.usage.real_tokens - before.real_tokens)
+            m.MODEL_TOKENS.labels(topic, "padded").inc(scorer.usage.padded_tokens - before.padded_tokens)
+
     def _sort_redeliveries(
         self, conn: Connection, table, key: str, accepted: list[Accepted[E]], inserted: set[str], ident: Callable[[E], str]
     ) -> tuple[list[Accepted[E]], int, list[DeadLetterEvent]]:
@@ -246,13 +260,11 @@ class Pipeline:
         started = time.perf_counter()
         scorer, report, accepted, dead = self._begin(self.topics.news, records, NewsEvent, lambda e: e.id)
         texts = [a.event.text for a in accepted]
-        t0 = time.perf_counter()
         by_id: dict[str, dict] = {}
-        for chunk in self._token_batches(texts):
-            for i, pred in zip(chunk, scorer.sentiment([texts[i] for i in chunk])):
-                by_id[accepted[i].event.id] = pred
-        if texts:
-            m.INFERENCE_SECONDS.labels(report.topic).observe(time.perf_counter() - t0)
+        with self._inference(report.topic, scorer):
+            for chunk in self._token_batches(texts):
+                for i, pred in zip(chunk, scorer.sentiment([texts[i] for i in chunk])):
+                    by_id[accepted[i].event.id] = pred
         entities = {a.event.id: extract_entities(a.event.tickers, a.event.headline, a.event.body) for a in accepted}
         rows = [
             {
@@ -322,12 +334,10 @@ class Pipeline:
                 latest[acc.event.item_id] = acc
         items = [latest[k] for k in sorted(latest)]
         texts = [a.event.embedding_text for a in items]
-        t0 = time.perf_counter()
         vectors = np.zeros((len(texts), self.catalog.dim), dtype=np.float32)
-        for chunk in self._token_batches(texts):
-            vectors[chunk] = scorer.embed([texts[i] for i in chunk])
-        if texts:
-            m.INFERENCE_SECONDS.labels(report.topic).observe(time.perf_counter() - t0)
+        with self._inference(report.topic, scorer):
+            for chunk in self._token_batches(texts):
+                vectors[chunk] = scorer.embed([texts[i] for i in chunk])
         rows = [
             {
                 "item_id": a.event.item_id, "title": a.event.title, "body": a.event.text, "tags": list(a.event.tags), "genres": list(a.event.genres),

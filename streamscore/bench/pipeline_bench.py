@@ -35,12 +35,14 @@ from streamscore.db.connection import admin_url, make_engine, writer_url
 from streamscore.demo import WorkerProcess
 from streamscore.errors import StreamscoreError
 from streamscore.replay import Produced, Scenario, produce
+from streamscore.scorer import CallPlan, CallUsage
 from streamscore.security import kafka_python_options
 from streamscore.settings import Settings
 from streamscore.topics import Topics, create_topics
 
 TICK = 0.25
 TOKENS_PER_CALL_SWEEP = (512, 1024, 2048, 4096, 8192)
+CALL_PLAN_BATCHES = (16, 64, 256)
 # per path: the result table, its event-id column, and when the row was written (the batch's transaction)
 RESULT_COLUMNS = {"news": ("news_sentiment", "news_id", "scored_at"), "clicks": ("click_events", "event_id", "processed_at")}
 
@@ -267,19 +269,27 @@ def ladder(dep: Deployment, work: Workload, cap: float, engine: Engine, seconds:
     return sustained, rungs
 
 
-def model_only(settings: Settings, texts: list[str], threads: int = 2, tokens_per_call: int = 0) -> float:
-    """Headlines/s of the same scorer, in-process, in the worker's batch size (no Kafka, no database);
-    ``tokens_per_call`` 0 is the worker's own choice."""
+def model_only(settings: Settings, texts: list[str], threads: int = 2, tokens_per_call: int = 0, batch: int = 0,
+               call_plan: CallPlan = "least-cost", min_seconds: float = 3.0) -> dict:
+    """Headlines/s of the same scorer, in-process, in the worker's batch size unless ``batch`` says otherwise
+    (no Kafka, no database), over whole passes through ``texts`` for at least ``min_seconds``; with the
+    share of the padded tokens that were real. ``tokens_per_call`` 0 is the worker's own choice."""
     from streamscore.bundle import CURRENT
     from streamscore.scorer import Scorer
 
-    scorer = Scorer(Path(settings.models_dir) / CURRENT, variant=settings.model_variant, threads=threads, token_budget=tokens_per_call)
-    size = settings.batch_max_events
+    scorer = Scorer(Path(settings.models_dir) / CURRENT, variant=settings.model_variant, threads=threads, token_budget=tokens_per_call,
+                    call_plan=call_plan)
+    size = batch or settings.batch_max_events
     scorer.sentiment(texts[:size])
-    start = time.perf_counter()
-    for i in range(0, len(texts), size):
-        scorer.sentiment(texts[i : i + size])
-    return len(texts) / (time.perf_counter() - start)
+    scorer.usage = CallUsage()
+    done, start = 0, time.perf_counter()
+    while done == 0 or time.perf_counter() - start < min_seconds:
+        for i in range(0, len(texts), size):
+            scorer.sentiment(texts[i : i + size])
+        done += len(texts)
+    usage = scorer.usage
+    return {"events_per_s": round(done / (time.perf_counter() - start), 1), "padding_efficiency": round(usage.real_tokens / max(usage.padded_tokens, 1), 3),
+            "calls_per_batch": round(usage.calls / (done / size), 2)}
 
 
 def naive_baseline(settings: Settings, checkpoint: Path, records: list[Produced], seconds: float) -> dict:
@@ -376,10 +386,17 @@ def run_e2e_bench(settings: Settings, out_dir: Path, checkpoint: Path, quick: bo
                                 "ratio": round(s["events_per_s"] / paths[path]["capacity"]["events_per_s"], 2)} for path, s in scaling.items()}
 
     headlines = [json.loads(r.value)["headline"] for r in news.events(Topics.from_settings(settings), 600)]
-    model = model_only(settings, headlines)
-    report["efficiency"] = {"model_only_events_per_s": round(model, 1), "news_pipeline_events_per_s": paths["news"]["capacity"]["events_per_s"],
-                            "share_of_model_only": round(paths["news"]["capacity"]["events_per_s"] / model, 3),
-                            "model_only_by_tokens_per_call": {str(t): round(model_only(settings, headlines, tokens_per_call=t), 1) for t in TOKENS_PER_CALL_SWEEP}}
+
+    def measure(**options: object) -> dict:
+        return model_only(settings, headlines, min_seconds=0.0 if quick else 3.0, **options)  # type: ignore[arg-type]
+
+    model = measure()
+    report["efficiency"] = {"model_only_events_per_s": model["events_per_s"], "model_only_padding_efficiency": model["padding_efficiency"],
+                            "news_pipeline_events_per_s": paths["news"]["capacity"]["events_per_s"],
+                            "share_of_model_only": round(paths["news"]["capacity"]["events_per_s"] / model["events_per_s"], 3),
+                            "model_only_by_tokens_per_call": {str(t): measure(tokens_per_call=t)["events_per_s"] for t in TOKENS_PER_CALL_SWEEP},
+                            "model_only_by_call_plan": [{"batch": b, "call_plan": plan, **measure(batch=b, call_plan=plan)}
+                                                        for b in CALL_PLAN_BATCHES for plan in ("fill", "least-cost")]}
     naive = naive_baseline(settings, checkpoint, news.events(Topics.from_settings(settings), 200 if quick else 600), 10 if quick else 30)
     report["naive_baseline"] = naive | {"pipeline_ratio": round(paths["news"]["capacity"]["events_per_s"] / naive["events_per_s"], 1)}
     engine.dispose()
@@ -418,6 +435,12 @@ def write_e2e_report(report: dict, out_dir: Path) -> None:
     by_call = eff.get("model_only_by_tokens_per_call", {})
     lines += ["", "Model-only headlines/s by padded tokens per ONNX Runtime call (the worker's CPU default is 2048):", "",
               "| " + " | ".join(by_call) + " |", "|---" * len(by_call) + "|", "| " + " | ".join(str(v) for v in by_call.values()) + " |"]
+    by_plan = eff.get("model_only_by_call_plan", [])
+    if by_plan:
+        lines += ["", "Model-only headlines/s by how a batch is cut into calls: `fill` sorts by length and fills each call to the budget; "
+                  "`least-cost` (the worker's) minimises padded tokens plus a fixed cost per call:", "",
+                  "| batch | call plan | headlines/s | real ÷ padded tokens | calls per batch |", "|---|---|---|---|---|"]
+        lines += [f"| {r['batch']} | {r['call_plan']} | {r['events_per_s']} | {r['padding_efficiency']:.0%} | {r['calls_per_batch']} |" for r in by_plan]
     lines += ["", "Micro-batch policy (news capacity, and p99 at a fixed load):", "", "| max events | max wait ms | events/s | p99 ms |", "|---|---|---|---|"]
     for pt in report["batch_sweep"]["points"]:
         lines.append(f"| {pt['max_events']} | {pt['max_wait_ms']} | {pt['events_per_s']} | {pt['p99_ms_at_load']} |")

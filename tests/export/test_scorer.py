@@ -22,7 +22,8 @@ def scorer(bundle: Bundle) -> Scorer:
 def test_provider_report_is_what_the_session_uses(scorer: Scorer) -> None:
     assert scorer.providers == scorer.text_session.get_providers()
     assert scorer.providers[0] == "CPUExecutionProvider"  # no GPU here, whatever onnxruntime-gpu lists
-    assert scorer.describe() == {"version": scorer.version, "variant": "int8", "providers": scorer.providers, "tokens_per_call": 2048}
+    assert scorer.describe() == {"version": scorer.version, "variant": "int8", "providers": scorer.providers, "tokens_per_call": 2048,
+                                  "call_cost_tokens": 64}
 
 
 def test_outputs_are_order_preserving_and_independent_of_batching(bundle: Bundle, scorer: Scorer) -> None:
@@ -47,9 +48,15 @@ def test_outputs_are_order_preserving_and_independent_of_batching(bundle: Bundle
 
 def test_token_budget_splits_batches_without_changing_results(bundle: Bundle) -> None:
     texts = [f"headline number {i} about markets and rates" * (1 + i % 4) for i in range(40)]
-    small = Scorer(bundle, variant="fp32", token_budget=64, warm_up=False).score_texts(texts, "sentiment").outputs
-    large = Scorer(bundle, variant="fp32", token_budget=100_000, warm_up=False).score_texts(texts, "sentiment").outputs
+    small_scorer = Scorer(bundle, variant="fp32", token_budget=64, warm_up=False)
+    large_scorer = Scorer(bundle, variant="fp32", token_budget=100_000, warm_up=False)
+    small = small_scorer.score_texts(texts, "sentiment").outputs
+    large = large_scorer.score_texts(texts, "sentiment").outputs
     assert np.allclose(small["sentiment_logits"], large["sentiment_logits"], atol=1e-4)
+    # the same real tokens either way; the small budget needs more calls, and no call exceeds it
+    assert small_scorer.usage.real_tokens == large_scorer.usage.real_tokens <= large_scorer.usage.padded_tokens
+    assert small_scorer.usage.calls > large_scorer.usage.calls
+    assert small_scorer.usage.padded_tokens <= 64 * small_scorer.usage.calls
 
 
 def test_user_item_scores_cover_every_candidate(scorer: Scorer) -> None:

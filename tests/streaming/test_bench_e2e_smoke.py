@@ -20,6 +20,10 @@ def test_e2e_bench_quick_writes_json_markdown_and_plot(stack: Settings, pg_schem
         assert path["capacity"]["events_per_s"] > 0 and len(path["ladder"]) == 5 and len(path["latency"]) == 3
         assert all(0 < lat["p50_ms"] <= lat["p99_ms"] for lat in path["latency"])
     assert 0 < saved["efficiency"]["share_of_model_only"] and saved["naive_baseline"]["events_per_s"] > 0
+    plans = saved["efficiency"]["model_only_by_call_plan"]
+    assert len(plans) == 6 and all(0 < r["padding_efficiency"] <= 1 and r["events_per_s"] > 0 for r in plans)
+    for fill, least in zip(plans[::2], plans[1::2]):  # least-cost never pads more than filling calls to the budget
+        assert (fill["call_plan"], least["call_plan"]) == ("fill", "least-cost") and least["padding_efficiency"] >= fill["padding_efficiency"]
     assert {"news", "clicks"} == saved["scaling"].keys() and len(saved["batch_sweep"]["points"]) == 2
     assert report["naive_baseline"]["pipeline_ratio"] == saved["naive_baseline"]["pipeline_ratio"]
-    assert (tmp_path / "e2e.png").stat().st_size > 10_000 and "naive consumer" in (tmp_path / "e2e.md").read_text()
+    assert (tmp_path / "e2e.png").stat().st_size > 10_000 and all(s in (tmp_path / "e2e.md").read_text() for s in ("naive consumer", "least-cost"))

@@ -49,6 +49,13 @@ def test_replay_two_workers_reconcile_alert_once_and_recommend_unseen(deployment
     # both workers took part, and the output topics carry what PostgreSQL holds
     for worker in (first, second):
         assert sum(v for k, v in deployment.metrics(worker).items() if k.startswith("streamscore_events_in_total")) > 0
+    # the text model's padding is observable: real tokens are counted, and padding never makes them more
+    tokens = Counter[str]()
+    for worker in (first, second):
+        for name, value in deployment.metrics(worker).items():
+            if name.startswith("streamscore_model_tokens_total{"):
+                tokens["padded" if 'kind="padded"' in name else "real"] += value
+    assert 0 < tokens["real"] <= tokens["padded"]
     alerts = [json.loads(v) for v in deployment.consume(deployment.topics.alerts)]
     assert [(a["entity"], a["status"]) for a in alerts if a["status"] == "raised"] == [("ACME", "raised")]
     assert len(deployment.consume(deployment.topics.dead_letter)) == sum(expected_codes.values())
