@@ -305,6 +305,7 @@ def bench_profile_command(
     seconds: Annotated[float, typer.Option(help="How long py-spy samples the worker.")] = 20.0,
     events: Annotated[int, typer.Option(help="Backlog drained for the unprofiled capacity figure.")] = 1500,
     note: Annotated[str, typer.Option(help="What this run measures (the code or settings it differs by), shown in the report.")] = "",
+    rate: Annotated[float, typer.Option(help="0: profile a drain; else events arrive at this many per second (latency measured).")] = 0.0,
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("docs/benchmarks"),
 ) -> None:
     """Where one worker's CPU goes on a path (py-spy), by pipeline stage and by function; labelled runs of
@@ -315,7 +316,7 @@ def bench_profile_command(
         _fail(StreamscoreError(f"--path must be news or clicks, not {path!r}"))
         return
     try:
-        report = run_profile(get_settings(), path, label, out, events, seconds, note)
+        report = run_profile(get_settings(), path, label, out, events, seconds, note, rate)
     except StreamscoreError as exc:
         _fail(exc)
         return

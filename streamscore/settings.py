@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     inference_max_tokens: int = Field(
         default=0, ge=0, description="Padded tokens per ONNX Runtime call; 0 picks by provider: 2048 on CPU (activations stay in cache), 16384 on CUDA."
     )
+    inference_call_plan: Literal["least-cost", "fill"] = Field(
+        default="least-cost",
+        description="How a batch is cut into calls: least padding plus per-call cost, or `fill` each call to the budget (the old way, for comparison).",
+    )
     max_future_skew_s: float = Field(default=86400.0, gt=0, description="Events stamped further in the future are dead-lettered.")
     recommend_k: int = Field(default=10, ge=1, le=100, description="Items per recommendation.")
     cold_start_min_history: int = Field(default=3, ge=1, description="A user unknown to the model needs this many clicks before personal ranking.")

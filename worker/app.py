@@ -81,7 +81,7 @@ class Runtime:
         with self.lock:
             if self.pipeline is None:
                 self.store = Store(writer_url(settings), settings.db_retry_max_s, on_retry=lambda exc: DB_RETRIES.inc())
-                models = ModelHolder(settings.models_dir, settings.model_variant, settings.worker_threads, settings.inference_max_tokens)
+                models = ModelHolder(settings.models_dir, settings.model_variant, settings.worker_threads, settings.inference_max_tokens, settings.inference_call_plan)
                 config = PipelineConfig(
                     batch=BatchPolicy(settings.batch_max_events, settings.batch_max_wait_ms, settings.batch_max_tokens),
                     rule=AlertRule(

@@ -14,7 +14,7 @@ import threading
 from pathlib import Path
 
 from streamscore.bundle import CURRENT, BundleError
-from streamscore.scorer import Scorer, Variant
+from streamscore.scorer import CallPlan, Scorer, Variant
 from worker.metrics import MODEL_INFO, MODEL_RELOADS
 
 logger = logging.getLogger(__name__)
@@ -23,11 +23,12 @@ logger = logging.getLogger(__name__)
 class ModelHolder:
     """Owns the process's single scorer."""
 
-    def __init__(self, models_dir: Path, variant: Variant = "auto", threads: int = 0, token_budget: int = 0):
+    def __init__(self, models_dir: Path, variant: Variant = "auto", threads: int = 0, token_budget: int = 0, call_plan: CallPlan = "least-cost"):
         self.pointer = Path(models_dir) / CURRENT
         self.variant: Variant = variant
         self.threads = threads
         self.token_budget = token_budget
+        self.call_plan: CallPlan = call_plan
         self.lock = threading.Lock()
         self.scorer = self._load(self._target())
         self.loaded_target = self._target()
@@ -42,7 +43,7 @@ class ModelHolder:
             raise BundleError(self.pointer, f"no current bundle ({exc.strerror}); run `streamscore export`") from exc
 
     def _load(self, target: str) -> Scorer:
-        return Scorer(target, variant=self.variant, threads=self.threads, token_budget=self.token_budget)
+        return Scorer(target, variant=self.variant, threads=self.threads, token_budget=self.token_budget, call_plan=self.call_plan)
 
     def _publish(self) -> None:
         MODEL_INFO.clear()

@@ -14,6 +14,7 @@ import json
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -133,9 +134,27 @@ def record(pid: int, seconds: float, raw: Path, rate: int = 100) -> subprocess.P
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 
 
-def run_profile(settings: Settings, path: str, label: str, out_dir: Path, events: int = 1500, seconds: float = 20.0, note: str = "") -> dict:
-    """Capacity unobserved, then a drain under py-spy; writes ``profile-<path>-<label>.json`` and ``profile.md``/``.png``."""
-    from streamscore.bench.pipeline_bench import Deployment, Workload, _prepare, capacity
+def window_stats(before: dict[str, float], after: dict[str, float], topic: str) -> dict:
+    """Events per micro-batch and the share of real tokens in what the model was fed, between two scrapes of
+    a worker's ``/metrics`` (``None`` where the window had no batch, or no text-model call)."""
+
+    def delta(name: str, *labels: str) -> float:
+        keys = [k for k in after if k.startswith(name + "{") and f'topic="{topic}"' in k and all(label in k for label in labels)]
+        return sum(after[k] - before.get(k, 0.0) for k in keys)
+
+    batches = delta("streamscore_batch_size_count")
+    padded = delta("streamscore_model_tokens_total", 'kind="padded"')
+    return {"events_per_batch": round(delta("streamscore_batch_size_sum") / batches, 1) if batches else None,
+            "padding_efficiency": round(delta("streamscore_model_tokens_total", 'kind="real"') / padded, 3) if padded else None}
+
+
+def run_profile(settings: Settings, path: str, label: str, out_dir: Path, events: int = 1500, seconds: float = 20.0, note: str = "",
+                rate: float = 0.0) -> dict:
+    """Capacity unobserved, then py-spy on the worker: during a drain of a backlog (``rate`` 0), or while events
+    arrive at ``rate`` per second, where latency is measured too (an absolute rate, so that runs of different
+    code are compared under the same load). Writes ``profile-<path>-<label>.json``
+    and ``profile.md``/``.png``."""
+    from streamscore.bench.pipeline_bench import Deployment, Workload, _prepare, _produce, capacity, event_id, latency
     from streamscore.stack.manager import stack_up
 
     py_spy()
@@ -143,27 +162,45 @@ def run_profile(settings: Settings, path: str, label: str, out_dir: Path, events
     work = Workload(settings, path, 600 if path == "news" else 800)
     raw = settings.stack_dir / "profiles" / f"{path}-{label}.txt"
     with Deployment(settings) as dep:
+        assert dep.topics is not None
+        topic = dep.topics.news if path == "news" else dep.topics.clicks
         _prepare(dep, work)
         plain = capacity(dep, work, events)
-        # a backlog that keeps the worker busy for longer than the sampler runs
-        backlog = int(plain["events_per_s"] * (seconds + 5) * 1.5) + 100
-        dep.preload(work.events(dep.topics, backlog))
-        dep.start_workers()  # fresh workers: their counters start at 0
-        if not dep.wait(1, 120):
-            raise StreamscoreError("the worker processed nothing within 120 s")
-        time.sleep(1.0)  # past the first batches: sample the steady state
-        start = dep.progress()
+        producer: threading.Thread | None = None
+        if rate > 0:
+            # the workers are running (capacity started them); events arrive at a steady rate from now on
+            records = work.events(dep.topics, int(rate * (seconds + 8)))
+            target = dep.progress() + len(records)
+            producer = threading.Thread(target=_produce, args=(settings, records), kwargs={"rate": rate}, daemon=True)
+            producer.start()
+            time.sleep(3.0)
+        else:
+            # a backlog that keeps the worker busy for longer than the sampler runs
+            records = work.events(dep.topics, int(plain["events_per_s"] * (seconds + 5) * 1.5) + 100)
+            target = len(records)
+            dep.preload(records)
+            dep.start_workers()  # fresh workers: their counters start at 0
+            if not dep.wait(1, 120):
+                raise StreamscoreError("the worker processed nothing within 120 s")
+            time.sleep(1.0)  # past the first batches: sample the steady state
+        start, before = dep.progress(), dep.procs[0].metrics()
         sampler = record(dep.procs[0].process.pid, seconds, raw)
         _, err = sampler.communicate(timeout=seconds + 60)
         profiled = (dep.progress() - start) / seconds
-        dep.wait(backlog, 600)
+        window = window_stats(before, dep.procs[0].metrics(), topic)
+        if producer is not None:
+            producer.join()
+        if not dep.wait(target, 600):
+            raise StreamscoreError(f"the worker did not finish the {len(records)} profiled events within 600 s")
         if sampler.returncode != 0 or not raw.exists():
             raise StreamscoreError(f"py-spy failed ({sampler.returncode}): {err.decode(errors='replace')[-500:]}")
+        delays = latency(dep.engine, path, [event_id(r) for r in records]) if producer is not None else None
     summary = summarise(parse_collapsed(raw.read_text().splitlines()))
     report = {"benchmark": "profile", "path": path, "label": label, "note": note, "when": time.strftime("%Y-%m-%d %H:%M"),
               "batch": {"max_events": settings.batch_max_events, "max_wait_ms": settings.batch_max_wait_ms},
               "capacity_events_per_s": plain["events_per_s"], "cpu_s_per_1000": plain["cpu_s_per_1000"],
-              "profiled_events_per_s": round(profiled, 1), "profiler": {"tool": "py-spy", "rate_hz": 100, "seconds": seconds},
+              "load": {"events_per_s": rate, "fraction_of_capacity": round(rate / plain["events_per_s"], 2), **(delays or {})} if rate > 0 else None,
+              "profiled_events_per_s": round(profiled, 1), **window, "profiler": {"tool": "py-spy", "rate_hz": 100, "seconds": seconds},
               **summary}
     write_json(out_dir, f"profile-{path}-{label}", report)
     write_profile_report(out_dir)
@@ -173,6 +210,17 @@ def run_profile(settings: Settings, path: str, label: str, out_dir: Path, events
 def load_profiles(out_dir: Path) -> list[dict]:
     reports = [json.loads(p.read_text()) for p in sorted(out_dir.glob("profile-*-*.json"))]
     return sorted(reports, key=lambda r: (r["path"], r["when"]))
+
+
+def _load_cell(report: dict) -> str:
+    load = report.get("load")
+    if not load:
+        return "draining a backlog"
+    return f"{load['events_per_s']:g} events/s ({load['fraction_of_capacity']:.0%} of capacity): p50 {load['p50_ms']} ms, p99 {load['p99_ms']} ms"
+
+
+def _share(value: float | None) -> str:
+    return f"{value:.0%}" if value is not None else "–"
 
 
 def write_profile_report(out_dir: Path) -> None:
@@ -192,7 +240,10 @@ def write_profile_report(out_dir: Path) -> None:
                   "| what was run | " + " | ".join(r.get("note") or "" for r in runs) + " |",
                   "| batch policy (max events / max wait ms) | " + " | ".join(f"{r['batch']['max_events']} / {r['batch']['max_wait_ms']:g}" for r in runs) + " |",
                   "| capacity, unprofiled (events/s) | " + " | ".join(str(r["capacity_events_per_s"]) for r in runs) + " |",
-                  "| CPU s / 1 000 events | " + " | ".join(str(r["cpu_s_per_1000"]) for r in runs) + " |"]
+                  "| CPU s / 1 000 events | " + " | ".join(str(r["cpu_s_per_1000"]) for r in runs) + " |",
+                  "| profiled while | " + " | ".join(_load_cell(r) for r in runs) + " |",
+                  "| events per batch, real ÷ padded tokens (while profiled) | "
+                  + " | ".join(f"{r.get('events_per_batch') or '–'}, {_share(r.get('padding_efficiency'))}" for r in runs) + " |"]
         lines += [f"| {s} | " + " | ".join(f"{r['stages'].get(s, 0):.1%}" for r in runs) + " |" for s in stages]
         latest = runs[-1]
         lines += ["", f"Top functions, `{latest['label']}` run (share of samples, inclusive):", ""]

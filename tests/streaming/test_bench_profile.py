@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from streamscore.bench.profile import OTHER, Frame, parse_collapsed, run_profile, stage_of, summarise
+import pytest
+
+from streamscore.bench.profile import OTHER, Frame, parse_collapsed, run_profile, stage_of, summarise, window_stats
 from streamscore.settings import Settings
 from tests.conftest import Schema
 
@@ -51,12 +53,32 @@ def test_summary_shares_add_up_and_skip_thread_plumbing() -> None:
     assert not any("threading.py" in name or "futures/thread.py" in name for name in inclusive)
 
 
-def test_profile_of_a_real_worker_writes_stages_and_report(stack: Settings, pg_schema: Schema, models_dir: Path, tmp_path: Path) -> None:
+def test_window_stats_are_deltas_between_two_scrapes_for_one_topic() -> None:
+    before = {'streamscore_batch_size_count{topic="n"}': 10, 'streamscore_batch_size_sum{topic="n"}': 100,
+              'streamscore_model_tokens_total{kind="real",topic="n"}': 1000, 'streamscore_model_tokens_total{kind="padded",topic="n"}': 2000}
+    after = {'streamscore_batch_size_count{topic="n"}': 14, 'streamscore_batch_size_sum{topic="n"}': 200,
+             'streamscore_model_tokens_total{kind="real",topic="n"}': 1900, 'streamscore_model_tokens_total{kind="padded",topic="n"}': 3000,
+             'streamscore_batch_size_count{topic="other"}': 99}
+    assert window_stats(before, after, "n") == {"events_per_batch": 25.0, "padding_efficiency": 0.9}
+    assert window_stats(after, after, "n") == {"events_per_batch": None, "padding_efficiency": None}
+
+
+@pytest.mark.parametrize("rate", [0.0, 40.0])
+def test_profile_of_a_real_worker_writes_stages_and_report(stack: Settings, pg_schema: Schema, models_dir: Path, tmp_path: Path, rate: float) -> None:
     settings = stack.model_copy(update={"models_dir": models_dir, "database_url": pg_schema.admin, "writer_database_url": pg_schema.writer})
-    report = run_profile(settings, "news", "smoke", tmp_path, events=200, seconds=3)
+    report = run_profile(settings, "news", "smoke", tmp_path, events=200, seconds=3, rate=rate)
     saved = json.loads((tmp_path / "profile-news-smoke.json").read_text())
-    assert saved["capacity_events_per_s"] > 0 and saved["samples"] > 50
-    # a news worker under load spends most of its sampled time running the model
-    assert max(saved["stages"], key=saved["stages"].get) == "ONNX Runtime: text model"
+    assert saved["capacity_events_per_s"] > 0 and saved["samples"] > 20
+    # draining, a news worker spends most of its sampled time running the model; at a light load the event
+    # loop's polling can outweigh it, but the model is still sampled
+    if rate:
+        assert saved["stages"]["ONNX Runtime: text model"] > 0.05
+    else:
+        assert max(saved["stages"], key=saved["stages"].get) == "ONNX Runtime: text model"
+    assert saved["events_per_batch"] >= 1 and 0 < saved["padding_efficiency"] <= 1
+    if rate:
+        assert saved["load"]["events_per_s"] == rate and 0 < saved["load"]["p50_ms"] <= saved["load"]["p99_ms"]
+    else:
+        assert saved["load"] is None
     assert report["top_inclusive"] == saved["top_inclusive"]
     assert "## news path" in (tmp_path / "profile.md").read_text() and (tmp_path / "profile.png").stat().st_size > 10_000
