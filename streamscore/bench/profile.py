@@ -229,8 +229,9 @@ def write_profile_report(out_dir: Path) -> None:
     if not reports:
         return
     lines = ["# Where a worker's CPU goes (py-spy, `streamscore bench profile`)", "",
-             "Each run: one worker drains a backlog of real events; capacity is measured without the profiler, then "
-             "py-spy samples every thread at 100 Hz (non-blocking) during a second drain. A sample's stage is the "
+             "Each run: one worker on real events; capacity is measured without the profiler (a drained backlog), then "
+             "py-spy samples every thread at 100 Hz (non-blocking) during a second drain, or, with `--rate`, while events "
+             "arrive at a steady rate (latency from Kafka to PostgreSQL measured over them). A sample's stage is the "
              "leafmost frame that belongs to a known part of the pipeline.", ""]
     for path in sorted({r["path"] for r in reports}):
         runs = [r for r in reports if r["path"] == path]
