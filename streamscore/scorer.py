@@ -131,7 +131,7 @@ class Scorer:
         logger.info(
             "scorer ready",
             extra={"version": self.version, "variant": self.variant, "providers": ",".join(self.providers), "tokens_per_call": self.token_budget,
-                   "call_cost_tokens": self.call_cost_tokens},
+                   "call_plan": self.call_plan, "call_cost_tokens": self.call_cost_tokens},
         )
         if warm_up:
             self.score_texts(["warm-up"], "sentiment")
@@ -229,4 +229,4 @@ class Scorer:
 
     def describe(self) -> dict:
         return {"version": self.version, "variant": self.variant, "providers": list(self.providers), "tokens_per_call": self.token_budget,
-                "call_cost_tokens": self.call_cost_tokens}
+                "call_plan": self.call_plan, "call_cost_tokens": self.call_cost_tokens}

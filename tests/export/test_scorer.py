@@ -23,7 +23,7 @@ def test_provider_report_is_what_the_session_uses(scorer: Scorer) -> None:
     assert scorer.providers == scorer.text_session.get_providers()
     assert scorer.providers[0] == "CPUExecutionProvider"  # no GPU here, whatever onnxruntime-gpu lists
     assert scorer.describe() == {"version": scorer.version, "variant": "int8", "providers": scorer.providers, "tokens_per_call": 2048,
-                                  "call_cost_tokens": 64}
+                                  "call_plan": "least-cost", "call_cost_tokens": 64}
 
 
 def test_outputs_are_order_preserving_and_independent_of_batching(bundle: Bundle, scorer: Scorer) -> None:
