@@ -27,12 +27,11 @@ from typing import Literal
 import numpy as np
 
 from streamscore.bundle import Bundle, BundleError
-from streamscore.call_plan import CALL_COST_TOKENS, fill_calls, plan_calls
+from streamscore.call_plan import CALL_COST_TOKENS, CallPlan, cut_into_calls
 
 logger = logging.getLogger(__name__)
 
 Variant = Literal["auto", "fp32", "int8"]
-CallPlan = Literal["least-cost", "fill"]
 TASK_MAX_LENGTH = {"sentiment": "max_length_sentiment", "review-rating": "max_length_review", "embed": "max_length_item"}
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
 TOKENS_PER_CALL = {"CPUExecutionProvider": 2048, "CUDAExecutionProvider": 16384}
@@ -165,11 +164,7 @@ class Scorer:
         ids, truncated = self.encode(texts, task)
         lengths = np.array([len(x) for x in ids], dtype=np.int64)
         outputs: dict[str, np.ndarray] = {}
-        if self.call_plan == "fill":
-            calls = fill_calls(lengths, self.token_budget)
-        else:
-            calls = plan_calls(lengths, self.token_budget, self.call_cost_tokens)
-        for call in calls:
+        for call in cut_into_calls(lengths, self.call_plan, self.token_budget, self.call_cost_tokens):
             width = int(lengths[call].max())
             batch = np.full((len(call), width), self.pad_id, dtype=np.int64)
             mask = np.zeros((len(call), width), dtype=np.int64)

@@ -93,6 +93,7 @@ class Settings(BaseSettings):
     inference_max_tokens: int = Field(
         default=0, ge=0, description="Padded tokens per ONNX Runtime call; 0 picks by provider: 2048 on CPU (activations stay in cache), 16384 on CUDA."
     )
+    # the values of streamscore.call_plan.CallPlan (spelled out so settings stay free of numpy; a test keeps them equal)
     inference_call_plan: Literal["least-cost", "fill"] = Field(
         default="least-cost",
         description="How a batch is cut into calls: least padding plus per-call cost, or `fill` each call to the budget (the old way, for comparison).",

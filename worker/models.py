@@ -14,7 +14,8 @@ import threading
 from pathlib import Path
 
 from streamscore.bundle import CURRENT, BundleError
-from streamscore.scorer import CallPlan, Scorer, Variant
+from streamscore.call_plan import CallPlan
+from streamscore.scorer import Scorer, Variant
 from worker.metrics import MODEL_INFO, MODEL_RELOADS
 
 logger = logging.getLogger(__name__)

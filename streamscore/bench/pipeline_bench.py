@@ -25,6 +25,7 @@ import platform
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import Engine, text
@@ -35,7 +36,8 @@ from streamscore.db.connection import admin_url, make_engine, writer_url
 from streamscore.demo import WorkerProcess
 from streamscore.errors import StreamscoreError
 from streamscore.replay import Produced, Scenario, produce
-from streamscore.scorer import CallPlan, CallUsage
+from streamscore.call_plan import CallPlan
+from streamscore.scorer import CallUsage
 from streamscore.security import kafka_python_options
 from streamscore.settings import Settings
 from streamscore.topics import Topics, create_topics
@@ -386,10 +388,7 @@ def run_e2e_bench(settings: Settings, out_dir: Path, checkpoint: Path, quick: bo
                                 "ratio": round(s["events_per_s"] / paths[path]["capacity"]["events_per_s"], 2)} for path, s in scaling.items()}
 
     headlines = [json.loads(r.value)["headline"] for r in news.events(Topics.from_settings(settings), 600)]
-
-    def measure(**options: object) -> dict:
-        return model_only(settings, headlines, min_seconds=0.0 if quick else 3.0, **options)  # type: ignore[arg-type]
-
+    measure = partial(model_only, settings, headlines, min_seconds=0.0 if quick else 3.0)
     model = measure()
     report["efficiency"] = {"model_only_events_per_s": model["events_per_s"], "model_only_padding_efficiency": model["padding_efficiency"],
                             "news_pipeline_events_per_s": paths["news"]["capacity"]["events_per_s"],

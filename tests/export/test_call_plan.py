@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from functools import cache
+from typing import get_args
 
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamscore.call_plan import fill_calls, padded_tokens, plan_calls
+from streamscore.call_plan import CallPlan, fill_calls, padded_tokens, plan_calls
+from streamscore.settings import Settings
 
 lengths_st = st.lists(st.integers(min_value=1, max_value=80), min_size=0, max_size=40)
 
@@ -58,3 +60,7 @@ def test_mixed_lengths_get_their_own_calls_and_equal_ones_share() -> None:
     # with a prohibitive call cost everything shares one call, padded to the longest text
     assert len(plan_calls(lengths, 2048, 10_000)) == 1
     assert plan_calls(np.array([], dtype=np.int64), 2048, 64) == []
+
+
+def test_the_setting_offers_exactly_the_plans_the_scorer_knows() -> None:
+    assert get_args(Settings.model_fields["inference_call_plan"].annotation) == get_args(CallPlan)
