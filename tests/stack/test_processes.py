@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from streamscore.stack.processes import StackState, pid_alive, stop_pid
+from streamscore.stack.processes import StackState, cmdline, pid_alive, stop_pid
 
 
 def test_stop_pid_stops_only_a_matching_process(tmp_path: Path) -> None:
     proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
+        # the child's command line is visible in /proc once it has exec'd; a loaded machine can lag behind Popen
+        deadline = time.monotonic() + 10
+        while "time.sleep(60)" not in cmdline(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert pid_alive(proc.pid)
         assert not stop_pid(proc.pid, must_contain="kafka.Kafka"), "a PID reused by another program is left alone"
         assert pid_alive(proc.pid)
