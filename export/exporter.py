@@ -25,6 +25,7 @@ from streamscore.bundle import Bundle, point_current, write_manifest
 from streamscore.scorer import Scorer
 from trainer.checkpoint import Checkpoint, load_checkpoint
 from trainer.datasets import SplitRecipe
+from trainer.tokenizer import collapses_links
 from trainer.training import popular_items, recommender_data
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,7 @@ def export_bundle(
                 **text_io,
                 "max_lengths": {k: getattr(cfg, k) for k in ("max_length_sentiment", "max_length_review", "max_length_item")},
                 "pad_token_id": int(ckpt.tokenizer.pad_token_id or 0),
+                "collapses_links": collapses_links(json.loads(ckpt.tokenizer.backend_tokenizer.to_str())),
             },
             "recommender": {
                 "inputs": list(REC_INPUTS),

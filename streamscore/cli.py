@@ -62,6 +62,7 @@ def train(
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out from its last finished epoch.")] = False,
     lora: Annotated[bool, typer.Option(help="Parameter-efficient fine-tuning: LoRA adapters on the encoder (peft).")] = False,
     epochs: Annotated[Optional[int], typer.Option(help="Override the profile's epoch count.")] = None,
+    keep_links: Annotated[bool, typer.Option(help="Tokenize links as they are instead of as one placeholder word (for texts whose links carry meaning).")] = False,
     sentiment_file: Annotated[Optional[Path], typer.Option(help="Your own text,label file instead of the news set.")] = None,
     reviews_file: Annotated[Optional[Path], typer.Option(help="Your own text,rating file instead of the clothing reviews.")] = None,
     interactions_file: Annotated[Optional[Path], typer.Option(help="Your own user_id,item_id,rating,timestamp file.")] = None,
@@ -76,7 +77,7 @@ def train(
 
     settings = get_settings()
     try:
-        chosen = get_profile(profile).with_overrides(epochs=epochs, lora=lora or None)
+        chosen = get_profile(profile).with_overrides(epochs=epochs, lora=lora or None, collapse_links=False if keep_links else None)
     except KeyError as exc:
         raise typer.BadParameter(str(exc.args[0])) from None
     run_dir = out or settings.runs_dir / f"{chosen.name}{'-lora' if chosen.lora else ''}-{datetime.now():%Y%m%d-%H%M%S}"

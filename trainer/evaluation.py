@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from trainer.datasets import SplitRecipe
 from trainer.inference import predict_texts
 from trainer.metrics import classification_report, regression_report
 from trainer.recommender import evaluate_rating, evaluate_ranking, evaluate_ranking_scores
+from trainer.tokenizer import collapses_links
 from trainer.training import choose_device, recommender_data
 
 logger = logging.getLogger(__name__)
@@ -104,6 +106,7 @@ def evaluate_checkpoint(checkpoint: Path | Checkpoint, settings: Settings, data_
         "checkpoint": str(ckpt.path),
         "profile": profile.name,
         "lora": profile.lora,
+        "collapses_links": collapses_links(json.loads(ckpt.tokenizer.backend_tokenizer.to_str())),
         "sentiment": sentiment,
         "review_rating": review,
         "movielens_rating": rating,

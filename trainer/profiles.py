@@ -26,6 +26,8 @@ class Profile:
     review_train_limit: int | None = None
     reviews_per_epoch: int | None = None
     """Reviews are three times as many as news texts and twice as long: each epoch samples this many."""
+    collapse_links: bool = True
+    """Rewrite links to one placeholder word inside the tokenizer (:mod:`trainer.tokenizer`)."""
     eval_limit: int | None = None
     """Cap on dev/test examples per text task (quick runs only)."""
     lora: bool = False

@@ -148,7 +148,8 @@ def render_markdown(m: dict, history: dict) -> str:
         "## Training",
         "",
         f"Precision {history.get('precision', '?')} on {history.get('device', '?')}; best epoch {history.get('best_epoch', '?')}; "
-        f"recommender epochs: rating {history.get('recommender', {}).get('rating_epochs', '?')}, ranking {history.get('recommender', {}).get('ranking_epochs', '?')}.",
+        f"recommender epochs: rating {history.get('recommender', {}).get('rating_epochs', '?')}, ranking {history.get('recommender', {}).get('ranking_epochs', '?')}; "
+        f"links {'collapsed to one placeholder word by the tokenizer' if m.get('collapses_links') else 'tokenized as they are'}.",
         "",
         "| epoch | dev accuracy | dev macro-F1 | dev review MAE | seconds |",
         "|---|---|---|---|---|",

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
-from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+from transformers import get_linear_schedule_with_warmup
 
 from streamscore.settings import Settings
 from trainer.batching import TokenizedTexts, collate, length_grouped_batches, tokenize
@@ -32,6 +32,7 @@ from trainer.metrics import classification_report, regression_report
 from trainer.model import REVIEW_STARS, MultiTaskTextModel
 from trainer.profiles import Profile
 from trainer.recommender import EncodedInteractions, IdIndex, RecommenderConfig, RecommenderData, fit_recommender
+from trainer.tokenizer import load_tokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -244,7 +245,7 @@ def run_training(settings: Settings, profile: Profile, sources: DataSources, run
     text_splits = load_text_splits(sources, profile, seed)
     ml_splits = load_interaction_splits(sources, profile, seed)
     logger.warning("data loaded", extra={**text_splits.sizes(), **{f"interactions_{k}": v for k, v in ml_splits.sizes().items()}})
-    tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir))
+    tokenizer = load_tokenizer(encoder_dir, collapse_links=profile.collapse_links)
     model = MultiTaskTextModel.from_pretrained_encoder(encoder_dir)
     setup_seconds = time.perf_counter() - started
     history = fine_tune_text(model, tokenizer, text_splits, profile, device, run_dir / STATE_DIR, seed, resume)

@@ -28,6 +28,11 @@ def test_quick_run_writes_checkpoint_and_report(quick_run: Path) -> None:
         assert (report / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     text = (report / "report.md").read_text()
     assert "Sentiment" in text and "nDCG@10" in text and "Funk SVD" in text
+    # the run's tokenizer collapses links, the saved checkpoint keeps it, and the report says so
+    assert "links collapsed" in text and json.loads((report / "metrics.json").read_text())["collapses_links"] is True
+    assert json.loads((ckpt / "config.json").read_text())["profile"]["collapse_links"] is True
+    reloaded = load_checkpoint(ckpt).tokenizer
+    assert reloaded.convert_ids_to_tokens(reloaded("Shares fall https://t.co/bd0xbFGjkT")["input_ids"])[-2:] == ["http", "[SEP]"]
 
 
 def test_quick_metrics_beat_trivial_baselines(quick_run: Path) -> None:
