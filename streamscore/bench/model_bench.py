@@ -77,6 +77,8 @@ def run_model_bench(
     engines = {
         "ort-fp32": Scorer(bundle_path, variant="fp32", device="cpu", threads=threads),
         "ort-int8": Scorer(bundle_path, variant="int8", device="cpu", threads=threads),
+        # the same int8 graph with every ORT fusion, SkipLayerNormalization included: what the scorer skips and why
+        "ort-int8-all-fusions": Scorer(bundle_path, variant="int8", device="cpu", threads=threads, skipped_fusions=()),
     }
     tok = ckpt.tokenizer
     ids = tok(texts, truncation=True, max_length=256)["input_ids"]

@@ -23,7 +23,33 @@ def test_provider_report_is_what_the_session_uses(scorer: Scorer) -> None:
     assert scorer.providers == scorer.text_session.get_providers()
     assert scorer.providers[0] == "CPUExecutionProvider"  # no GPU here, whatever onnxruntime-gpu lists
     assert scorer.describe() == {"version": scorer.version, "variant": "int8", "providers": scorer.providers, "tokens_per_call": 2048,
-                                  "call_plan": "least-cost", "call_cost_tokens": 64}
+                                  "call_plan": "least-cost", "call_cost_tokens": 64, "skipped_fusions": ["SkipLayerNormFusion"],
+                                  "collapses_links": True}
+
+
+def test_links_are_collapsed_where_the_model_is_served(bundle: Bundle) -> None:
+    """The bundle's tokenizer carries the trainer's link rewrite, so the served model sees what it was trained on."""
+    assert bundle.manifest["text_model"]["collapses_links"] is True
+    fp32 = Scorer(bundle, variant="fp32", warm_up=False)
+    linked = ["$BYND - JPMorgan reels in expectations on Beyond Meat https://t.co/bd0xbFGjkT", "Guidance cut, see WWW.EXAMPLE.COM/IR"]
+    placeholder = ["$BYND - JPMorgan reels in expectations on Beyond Meat http", "Guidance cut, see http"]
+    a, b = fp32.score_texts(linked, "sentiment"), fp32.score_texts(placeholder, "sentiment")
+    assert a.lengths.tolist() == b.lengths.tolist()
+    assert np.allclose(a.outputs["sentiment_logits"], b.outputs["sentiment_logits"], atol=1e-5)
+
+
+def test_skipping_the_fusion_keeps_int8_results(bundle: Bundle, scorer: Scorer, data_dir: Path) -> None:
+    """Skipping SkipLayerNormalization only reorders float sums: the labels of real headlines hold."""
+    import csv
+
+    with (data_dir / "twitter_financial_news_sentiment" / "sent_valid.csv").open() as handle:
+        texts = [row["text"] for _, row in zip(range(400), csv.DictReader(handle))]
+    fused = Scorer(bundle, variant="int8", threads=2, skipped_fusions=(), warm_up=False)
+    assert fused.describe()["skipped_fusions"] == []
+    ours, theirs = scorer.score_texts(texts, "sentiment").outputs, fused.score_texts(texts, "sentiment").outputs
+    same = (ours["sentiment_logits"].argmax(1) == theirs["sentiment_logits"].argmax(1)).mean()
+    assert same >= 0.98
+    assert np.abs(ours["sentiment_logits"] - theirs["sentiment_logits"]).max() < 0.5
 
 
 def test_outputs_are_order_preserving_and_independent_of_batching(bundle: Bundle, scorer: Scorer) -> None:
