@@ -272,15 +272,21 @@ def ladder(dep: Deployment, work: Workload, cap: float, engine: Engine, seconds:
 
 
 def model_only(settings: Settings, texts: list[str], threads: int = 2, tokens_per_call: int = 0, batch: int = 0,
-               call_plan: CallPlan = "least-cost", min_seconds: float = 3.0) -> dict:
+               call_plan: CallPlan = "least-cost", min_seconds: float = 3.0, keep_links: bool = False) -> dict:
     """Headlines/s of the same scorer, in-process, in the worker's batch size unless ``batch`` says otherwise
     (no Kafka, no database), over whole passes through ``texts`` for at least ``min_seconds``; with the
-    share of the padded tokens that were real. ``tokens_per_call`` 0 is the worker's own choice."""
+    share of the padded tokens that were real. ``tokens_per_call`` 0 is the worker's own choice.
+    ``keep_links`` takes the bundle's link rewrite out of the tokenizer: the same weights fed every link's
+    word pieces, which is what the rewrite saves."""
     from streamscore.bundle import CURRENT
     from streamscore.scorer import Scorer
 
     scorer = Scorer(Path(settings.models_dir) / CURRENT, variant=settings.model_variant, threads=threads, token_budget=tokens_per_call,
                     call_plan=call_plan)
+    if keep_links:
+        from trainer.tokenizer import remove_link_normaliser
+
+        remove_link_normaliser(scorer.tokenizer)
     size = batch or settings.batch_max_events
     scorer.sentiment(texts[:size])
     scorer.usage = CallUsage()
@@ -291,19 +297,27 @@ def model_only(settings: Settings, texts: list[str], threads: int = 2, tokens_pe
         done += len(texts)
     usage = scorer.usage
     return {"events_per_s": round(done / (time.perf_counter() - start), 1), "padding_efficiency": round(usage.real_tokens / max(usage.padded_tokens, 1), 3),
-            "calls_per_batch": round(usage.calls / (done / size), 2)}
+            "calls_per_batch": round(usage.calls / (done / size), 2), "tokens_per_event": round(usage.real_tokens / done, 1),
+            "collapses_links": scorer.collapses_links and not keep_links, "skipped_fusions": scorer.skipped_fusions}
 
 
-def naive_baseline(settings: Settings, checkpoint: Path, records: list[Produced], seconds: float) -> dict:
-    """What a straightforward script does: poll one record, score it with PyTorch eager, INSERT, commit."""
+def naive_baseline(settings: Settings, checkpoint: Path, records: list[Produced], seconds: float, keep_links: bool = False) -> dict:
+    """What a straightforward script does: poll one record, score it with PyTorch eager, INSERT, commit.
+
+    It loads the checkpoint's own tokenizer, so it collapses links exactly as the worker does: the same
+    model, the same input. ``keep_links`` takes the rewrite out, to show what it saves a one-at-a-time
+    consumer (little: at batch 1 PyTorch's per-call overhead outweighs a dozen tokens)."""
     import torch
     from kafka import KafkaConsumer
 
     from trainer.checkpoint import load_checkpoint
     from trainer.inference import predict_texts
+    from trainer.tokenizer import remove_link_normaliser
 
     torch.set_num_threads(2)
     ckpt = load_checkpoint(checkpoint)
+    if keep_links:
+        remove_link_normaliser(ckpt.tokenizer.backend_tokenizer)
     topic = f"naive{uuid.uuid4().hex[:8]}"
     create_topics(settings.kafka_bootstrap, Topics(topic, topic + "-i", topic + "-c", topic + "-r", topic + "-a", topic + "-d").specs(1)[:1])
     _produce(settings, [Produced(topic, r.key, r.value) for r in records])
@@ -339,7 +353,7 @@ def naive_baseline(settings: Settings, checkpoint: Path, records: list[Produced]
             cur.execute(f"DROP TABLE {table}")
         conn.close()
         admin.dispose()
-    return {"events": done, "seconds": round(elapsed, 2), "events_per_s": round(done / max(elapsed, 1e-9), 1)}
+    return {"events": done, "seconds": round(elapsed, 2), "events_per_s": round(done / max(elapsed, 1e-9), 1), "keep_links": keep_links}
 
 
 def run_e2e_bench(settings: Settings, out_dir: Path, checkpoint: Path, quick: bool = False) -> dict:
@@ -390,14 +404,21 @@ def run_e2e_bench(settings: Settings, out_dir: Path, checkpoint: Path, quick: bo
     headlines = [json.loads(r.value)["headline"] for r in news.events(Topics.from_settings(settings), 600)]
     measure = partial(model_only, settings, headlines, min_seconds=0.0 if quick else 3.0)
     model = measure()
+    raw_links = measure(keep_links=True)
     report["efficiency"] = {"model_only_events_per_s": model["events_per_s"], "model_only_padding_efficiency": model["padding_efficiency"],
+                            "tokens_per_headline": model["tokens_per_event"], "collapses_links": model["collapses_links"],
+                            "skipped_fusions": model["skipped_fusions"],
+                            "model_only_links_kept": {k: raw_links[k] for k in ("events_per_s", "tokens_per_event", "padding_efficiency")},
                             "news_pipeline_events_per_s": paths["news"]["capacity"]["events_per_s"],
                             "share_of_model_only": round(paths["news"]["capacity"]["events_per_s"] / model["events_per_s"], 3),
                             "model_only_by_tokens_per_call": {str(t): measure(tokens_per_call=t)["events_per_s"] for t in TOKENS_PER_CALL_SWEEP},
                             "model_only_by_call_plan": [{"batch": b, "call_plan": plan, **measure(batch=b, call_plan=plan)}
                                                         for b in CALL_PLAN_BATCHES for plan in ("fill", "least-cost")]}
-    naive = naive_baseline(settings, checkpoint, news.events(Topics.from_settings(settings), 200 if quick else 600), 10 if quick else 30)
-    report["naive_baseline"] = naive | {"pipeline_ratio": round(paths["news"]["capacity"]["events_per_s"] / naive["events_per_s"], 1)}
+    naive_run = partial(naive_baseline, settings, checkpoint, seconds=10 if quick else 30)
+    naive = naive_run(news.events(Topics.from_settings(settings), 200 if quick else 600))
+    naive_raw = naive_run(news.events(Topics.from_settings(settings), 200 if quick else 600), keep_links=True)
+    report["naive_baseline"] = naive | {"pipeline_ratio": round(paths["news"]["capacity"]["events_per_s"] / naive["events_per_s"], 1),
+                                        "links_kept": naive_raw}
     engine.dispose()
     write_e2e_report(report, out_dir)
     return report
@@ -412,6 +433,10 @@ def write_e2e_report(report: dict, out_dir: Path) -> None:
         "",
         f"{report['machine']['cpus']} CPUs; one run of `streamscore bench e2e`, same data and bundle for every row. "
         "Latency is from the event entering Kafka to its result row in PostgreSQL.",
+        "",
+        f"Scorer: {report['efficiency'].get('tokens_per_headline', '?')} real tokens per headline "
+        f"(links {'collapsed to one token' if report['efficiency'].get('collapses_links') else 'tokenized as they are'}), "
+        f"ORT fusions skipped: {', '.join(report['efficiency'].get('skipped_fusions') or []) or 'none'}.",
         "",
         "| path | capacity (events/s) | sustained, bounded lag (events/s) | CPU s / 1 000 events | peak RSS (MB) |",
         "|---|---|---|---|---|",
@@ -429,6 +454,14 @@ def write_e2e_report(report: dict, out_dir: Path) -> None:
         f"| news pipeline ÷ model-only (same scorer, same headlines, 2 threads) | {eff['news_pipeline_events_per_s']} vs {eff['model_only_events_per_s']} events/s | {eff['share_of_model_only']:.0%} |",
         f"| news pipeline ÷ naive consumer (kafka-python, one at a time, PyTorch eager, one INSERT each) | {eff['news_pipeline_events_per_s']} vs {naive['events_per_s']} events/s | {naive['pipeline_ratio']}× |",
     ]
+    kept, naive_kept = eff.get("model_only_links_kept"), naive.get("links_kept")
+    if kept and naive_kept:
+        lines += [
+            f"| model-only, links collapsed ÷ the same weights fed every link's word pieces | {eff['model_only_events_per_s']} vs {kept['events_per_s']} "
+            f"headlines/s ({eff['tokens_per_headline']} vs {kept['tokens_per_event']} tokens each) | {eff['model_only_events_per_s'] / kept['events_per_s']:.2f}× |",
+            f"| naive consumer, links collapsed ÷ links kept | {naive['events_per_s']} vs {naive_kept['events_per_s']} events/s | "
+            f"{naive['events_per_s'] / naive_kept['events_per_s']:.2f}× |",
+        ]
     for path, s in scale.items():
         lines.append(f"| {path}: two workers ÷ one | {s['two_workers']} vs {s['one_worker']} events/s | {s['ratio']}× |")
     by_call = eff.get("model_only_by_tokens_per_call", {})
