@@ -7,8 +7,11 @@ configuration so that machine drift hits all engines alike. Figures are medians 
 
 from __future__ import annotations
 
+import json
 import platform
+import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +22,9 @@ from streamscore.scorer import Scorer
 
 BATCH_SIZES = (1, 8, 32, 128)
 SEQ_LENGTHS = (64, 128)
+OP_PROFILE_SHAPE = (100, 20)
+"""The call that ORT's profiler times: about what the worker feeds the model on real headlines (2 000
+tokens a call, about 20 per headline once links are collapsed)."""
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,31 @@ def fixed_shape_batches(tokenizer_ids: list[list[int]], cls_id: int, sep_id: int
         body = body + body
     rows = np.array(body[:need], dtype=np.int64).reshape(batch, length - 2)
     return np.hstack([np.full((batch, 1), cls_id), rows, np.full((batch, 1), sep_id)]).astype(np.int64)
+
+
+def op_shares(events: list[dict]) -> dict[str, float]:
+    """Share of the kernel time per ONNX op type in an ORT profile (the JSON list ``end_profiling`` writes),
+    largest first."""
+    totals: Counter[str] = Counter()
+    for event in events:
+        if event.get("cat") == "Node" and str(event.get("name", "")).endswith("_kernel_time"):
+            totals[event["args"]["op_name"]] += int(event["dur"])
+    whole = sum(totals.values()) or 1
+    return {op: round(total / whole, 4) for op, total in totals.most_common()}
+
+
+def op_profile(bundle_path: Path, threads: int, input_ids: np.ndarray, skipped_fusions: list[str] | None, runs: int = 10) -> dict:
+    """Where one int8 call's time goes, by op type, with the given fusions skipped (None: the scorer's own
+    choice), and the median milliseconds per call under the profiler."""
+    mask = np.ones_like(input_ids)
+    with tempfile.TemporaryDirectory() as folder:
+        scorer = Scorer(bundle_path, variant="int8", device="cpu", threads=threads, skipped_fusions=skipped_fusions,
+                        profile_prefix=str(Path(folder) / "ort"), warm_up=False)
+        for _ in range(runs + 1):
+            scorer._run(input_ids, mask)
+        events = json.loads(Path(scorer.text_session.end_profiling()).read_text())
+    runs_us = [int(e["dur"]) for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"][1:]
+    return {"skipped_fusions": scorer.skipped_fusions, "ms_per_call": round(float(np.median(runs_us)) / 1000, 2), "op_shares": op_shares(events)}
 
 
 def _repeats(batch: int) -> int:
@@ -97,6 +128,7 @@ def run_model_bench(
             results.append(Measurement("pytorch-eager-fp32", batch, length, _median_seconds(eager, reps), reps))
             for name, scorer in engines.items():
                 results.append(Measurement(name, batch, length, _median_seconds(lambda s=scorer: s._run(input_ids, mask), reps), reps))
+    profiled = fixed_shape_batches(ids, tok.cls_token_id, tok.sep_token_id, *OP_PROFILE_SHAPE)
     manifest = engines["ort-int8"].bundle.manifest
     report = {
         "benchmark": "model",
@@ -113,6 +145,8 @@ def run_model_bench(
         ],
     }
     report["speedup_vs_eager"] = _speedups(report["results"])
+    report["op_profile"] = {"shape": list(OP_PROFILE_SHAPE), "all_fusions": op_profile(bundle_path, threads, profiled, []),
+                            "scorer": op_profile(bundle_path, threads, profiled, None)}
     write_model_report(report, out_dir)
     return report
 
@@ -154,6 +188,16 @@ def write_model_report(report: dict, out_dir: Path) -> None:
                   "| variant | sentiment accuracy | review RMSE | MovieLens RMSE |", "|---|---|---|---|"]
         for variant, m in accuracy.items():
             lines.append(f"| {variant} | {m['sentiment_accuracy']:.4f} | {m['review_rmse']:.4f} | {m['movielens_rmse']:.4f} |")
+    profile = report.get("op_profile")
+    if profile:
+        fused, ours = profile["all_fusions"], profile["scorer"]
+        ops = list(dict.fromkeys([*fused["op_shares"], *ours["op_shares"]]))[:14]
+        lines += ["", f"Where the int8 model's time goes: ORT's profiler on one call of {profile['shape'][0]} headlines × "
+                  f"{profile['shape'][1]} tokens, share of kernel time by op type. With every ORT fusion, and as the scorer runs it "
+                  f"(skipping {', '.join(ours['skipped_fusions']) or 'nothing'}):", "",
+                  "| op type | all fusions | scorer |", "|---|---|---|"]
+        lines += [f"| {op} | {fused['op_shares'].get(op, 0):.1%} | {ours['op_shares'].get(op, 0):.1%} |" for op in ops]
+        lines.append(f"| **ms per call (profiled)** | {fused['ms_per_call']} | {ours['ms_per_call']} |")
     (out_dir / "model.md").write_text("\n".join(lines) + "\n")
 
     sizes, lengths = report["batch_sizes"], report["seq_lengths"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from streamscore.bench.model_bench import fixed_shape_batches, run_model_bench
+from streamscore.bench.model_bench import fixed_shape_batches, op_shares, run_model_bench
 from streamscore.cli import app
 
 
@@ -24,10 +24,28 @@ def test_model_bench_writes_json_markdown_and_plot(quick_run: Path, models_dir: 
     saved = json.loads((tmp_path / "model.json").read_text())
     assert saved == json.loads(json.dumps(report))
     engines = {r["engine"] for r in saved["results"]}
-    assert engines == {"pytorch-eager-fp32", "ort-fp32", "ort-int8"}
+    assert engines == {"pytorch-eager-fp32", "ort-fp32", "ort-int8", "ort-int8-all-fusions"}
     assert all(r["seq_per_s"] > 0 for r in saved["results"])
-    assert {s["engine"] for s in saved["speedup_vs_eager"]} == {"ort-fp32", "ort-int8"}
+    assert {s["engine"] for s in saved["speedup_vs_eager"]} == {"ort-fp32", "ort-int8", "ort-int8-all-fusions"}
     assert "| 64 | 8 |" in (tmp_path / "model.md").read_text()
+    # ORT's profiler sees the fusion where every fusion runs, and none of it in the scorer's session
+    fused, ours = saved["op_profile"]["all_fusions"], saved["op_profile"]["scorer"]
+    assert fused["op_shares"].get("SkipLayerNormalization", 0) > 0.02 and "SkipLayerNormalization" not in ours["op_shares"]
+    assert ours["op_shares"]["LayerNormalization"] > 0 and ours["skipped_fusions"] == ["SkipLayerNormFusion"]
+    assert all(abs(sum(p["op_shares"].values()) - 1) < 0.01 and p["ms_per_call"] > 0 for p in (fused, ours))
+    assert "Where the int8 model's time goes" in (tmp_path / "model.md").read_text()
+
+
+def test_op_shares_sum_kernel_time_by_op_type() -> None:
+    events = [
+        {"cat": "Session", "name": "model_run", "dur": 900},
+        {"cat": "Node", "name": "a_kernel_time", "dur": 300, "args": {"op_name": "MatMul"}},
+        {"cat": "Node", "name": "b_kernel_time", "dur": 100, "args": {"op_name": "Softmax"}},
+        {"cat": "Node", "name": "c_kernel_time", "dur": 100, "args": {"op_name": "MatMul"}},
+        {"cat": "Node", "name": "c_fence_before", "dur": 500, "args": {"op_name": "MatMul"}},
+    ]
+    assert op_shares(events) == {"MatMul": 0.8, "Softmax": 0.2}
+    assert op_shares([]) == {}
     assert (tmp_path / "model.png").read_bytes()[:4] == b"\x89PNG"
 
 

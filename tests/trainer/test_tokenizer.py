@@ -57,7 +57,7 @@ def test_saved_tokenizer_is_the_trained_one(tokenizer, tmp_path: Path) -> None:
         assert reloaded(text)["input_ids"] == tokenizer(text)["input_ids"] == serving.encode(text).ids
 
 
-def test_adding_the_normaliser_twice_changes_nothing(tmp_path: Path) -> None:
+def test_adding_the_normaliser_twice_changes_nothing() -> None:
     tok = load_tokenizer(pretrained_encoder_dir())
     before = tok.backend_tokenizer.to_str()
     add_link_normaliser(tok)
