@@ -34,6 +34,7 @@ def test_model_bench_writes_json_markdown_and_plot(quick_run: Path, models_dir: 
     assert ours["op_shares"]["LayerNormalization"] > 0 and ours["skipped_fusions"] == ["SkipLayerNormFusion"]
     assert all(abs(sum(p["op_shares"].values()) - 1) < 0.01 and p["ms_per_call"] > 0 for p in (fused, ours))
     assert "Where the int8 model's time goes" in (tmp_path / "model.md").read_text()
+    assert (tmp_path / "model.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_op_shares_sum_kernel_time_by_op_type() -> None:
@@ -46,7 +47,6 @@ def test_op_shares_sum_kernel_time_by_op_type() -> None:
     ]
     assert op_shares(events) == {"MatMul": 0.8, "Softmax": 0.2}
     assert op_shares([]) == {}
-    assert (tmp_path / "model.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_export_refuses_on_parity_breach_and_leaves_nothing(quick_run: Path, settings, tmp_path: Path) -> None:
