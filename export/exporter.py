@@ -122,7 +122,7 @@ def export_bundle(
                 **text_io,
                 "max_lengths": {k: getattr(cfg, k) for k in ("max_length_sentiment", "max_length_review", "max_length_item")},
                 "pad_token_id": int(ckpt.tokenizer.pad_token_id or 0),
-                "collapses_links": collapses_links(json.loads(ckpt.tokenizer.backend_tokenizer.to_str())),
+                "collapses_links": collapses_links(ckpt.tokenizer.backend_tokenizer),
             },
             "recommender": {
                 "inputs": list(REC_INPUTS),

@@ -44,8 +44,8 @@ CPU_SKIPPED_FUSIONS = ("SkipLayerNormFusion",)
 the int8 graph into one SkipLayerNormalization, and its CPU kernel (ORT 1.31) is 3.7× slower than the two
 ops it replaces (2 000 × 384 floats, two threads: 1 776 µs against 185 + 298 µs). MiniLM-L6 has 12 of them.
 Skipping the fusion makes the int8 model 1.02–1.31× faster across `streamscore bench model`'s shapes in
-two runs (it keeps both side by side, with ORT's own op profile of each). The fp32 graph is not fused that way and runs the same. CUDA keeps every
-fusion: the GPU kernel is the fast one there."""
+two runs (it keeps both side by side, with ORT's own op profile of each). The fp32 graph is not fused that
+way and runs the same. CUDA keeps every fusion: the GPU kernel is the fast one there."""
 
 
 def gpu_present() -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -106,7 +105,7 @@ def evaluate_checkpoint(checkpoint: Path | Checkpoint, settings: Settings, data_
         "checkpoint": str(ckpt.path),
         "profile": profile.name,
         "lora": profile.lora,
-        "collapses_links": collapses_links(json.loads(ckpt.tokenizer.backend_tokenizer.to_str())),
+        "collapses_links": collapses_links(ckpt.tokenizer.backend_tokenizer),
         "sentiment": sentiment,
         "review_rating": review,
         "movielens_rating": rating,

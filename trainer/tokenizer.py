@@ -38,7 +38,7 @@ def add_link_normaliser(tokenizer: PreTrainedTokenizerBase) -> None:
     """Put the link rewrite in front of the tokenizer's own normaliser (BERT's clean-up and lower-casing).
     Idempotent: a tokenizer that already collapses links is left as it is."""
     backend = tokenizer.backend_tokenizer
-    if collapses_links(json.loads(backend.to_str())):
+    if collapses_links(backend):
         return
     rewrite = normalizers.Replace(Regex(LINK_PATTERN), LINK_PLACEHOLDER)
     backend.normalizer = normalizers.Sequence([rewrite, backend.normalizer] if backend.normalizer else [rewrite])
@@ -48,15 +48,20 @@ def remove_link_normaliser(backend: Tokenizer) -> None:
     """Take the link rewrite out of a ``tokenizers.Tokenizer`` again, so that a benchmark can measure, with the
     same weights, what the rewrite saves."""
     state = json.loads(backend.to_str())
-    if not collapses_links(state):
+    if not _has_link_rewrite(state):
         return
     kept = [step for step in _normaliser_steps(state) if not _is_link_rewrite(step)]
     state["normalizer"] = (kept[0] if len(kept) == 1 else {"type": "Sequence", "normalizers": kept}) if kept else None
     backend.normalizer = Tokenizer.from_str(json.dumps(state)).normalizer
 
 
-def collapses_links(tokenizer_json: dict) -> bool:
-    """Whether a serialised tokenizer (``tokenizer.json``) rewrites links, as recorded in a bundle's manifest."""
+def collapses_links(backend: Tokenizer) -> bool:
+    """Whether a ``tokenizers.Tokenizer`` (a transformers tokenizer's ``backend_tokenizer``, or one read from
+    ``tokenizer.json``) rewrites links, as the bundle manifest and the evaluation report record it."""
+    return _has_link_rewrite(json.loads(backend.to_str()))
+
+
+def _has_link_rewrite(tokenizer_json: dict) -> bool:
     return any(_is_link_rewrite(step) for step in _normaliser_steps(tokenizer_json))
 
 
