@@ -9,7 +9,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,6 +99,14 @@ class Deployment:
                 return json.loads(response.read())
         except urllib.error.HTTPError as exc:
             return json.loads(exc.read())
+
+    def wait_ready_until(self, worker: WorkerProcess, done: Callable[[dict], bool], timeout_s: float = 60.0) -> dict:
+        """Poll /ready until ``done`` holds for its body (or the time is up); returns the last body. A reload
+        happens on the worker's timer, not with the events, so a test waits for it here."""
+        deadline = time.monotonic() + timeout_s
+        while not done(state := self.ready(worker)) and time.monotonic() < deadline:
+            time.sleep(0.25)
+        return state
 
     def point_current(self, version: str) -> None:
         point_current(self.models, version)

@@ -107,19 +107,14 @@ def test_hot_reload_swaps_version_refuses_tampered_and_loses_nothing(deployment:
     deployment.point_current(_variant_of(deployment, tamper=True))
     deployment.produce(news[80:160])
     deployment.wait_accounted(160)
-    state = deployment.ready(worker)
+    state = deployment.wait_ready_until(worker, lambda s: bool(s["last_reload_error"]))
     assert state["model_version"] == old and "checksum" in (state["last_reload_error"] or "")
     assert deployment.metrics(worker)['streamscore_model_reloads_total{outcome="refused"}'] == 1
     assert "new bundle refused" in worker.log.read_text(errors="replace")  # and the log says so
 
     new = _variant_of(deployment, tamper=False)
     deployment.point_current(new)
-    import time
-
-    deadline = time.monotonic() + 60
-    while deployment.ready(worker)["model_version"] != new and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert deployment.ready(worker)["model_version"] == new
+    assert deployment.wait_ready_until(worker, lambda s: s["model_version"] == new)["model_version"] == new
     deployment.produce(news[160:])
     deployment.wait_accounted(240)
     versions = dict(deployment.rows("SELECT model_version, count(*) FROM news_sentiment GROUP BY model_version"))
