@@ -15,6 +15,7 @@ COPY streamscore ./streamscore
 COPY trainer ./trainer
 COPY export ./export
 COPY worker ./worker
+COPY ops ./ops
 COPY sql ./sql
 
 FROM base AS worker

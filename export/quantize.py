@@ -17,7 +17,11 @@ def quantize_int8(source: Path, target: Path) -> Path:
     root.setLevel(logging.ERROR)  # the quantizer advises pre-processing on the root logger at every call
     try:
         quantize_dynamic(
-            model_input=str(source), model_output=str(target), per_channel=True, reduce_range=False, weight_type=QuantType.QInt8
+            model_input=str(source),
+            model_output=str(target),
+            per_channel=True,
+            reduce_range=False,
+            weight_type=QuantType.QInt8,
         )
     finally:
         root.setLevel(level)

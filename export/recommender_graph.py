@@ -39,7 +39,12 @@ class RecommenderGraph(nn.Module):
 
 def export_recommender(model: HybridRecommender, output: Path, embedding_dim: int, opset: int = 17) -> Path:
     graph = RecommenderGraph(model)
-    dummy = (torch.tensor([1, 0]), torch.randn(2, embedding_dim), torch.tensor([1, 2, 0]), torch.randn(3, embedding_dim))
+    dummy = (
+        torch.tensor([1, 0]),
+        torch.randn(2, embedding_dim),
+        torch.tensor([1, 2, 0]),
+        torch.randn(3, embedding_dim),
+    )
     torch.onnx.export(
         graph,
         dummy,

@@ -12,22 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from streamscore.errors import StreamscoreError
+from export.errors import ToleranceExceeded
 from streamscore.scorer import Scorer
 from trainer.checkpoint import Checkpoint
+from trainer.eval_metrics import classification_report, regression_report
 from trainer.inference import predict_texts
-from trainer.metrics import classification_report, regression_report
 from trainer.recommender import RecommenderData
 
 logger = logging.getLogger(__name__)
-
-
-class ValidationError(StreamscoreError):
-    """An exported graph does not reproduce the checkpoint within tolerance."""
-
-    def __init__(self, what: str, measured: float, limit: float, detail: str = ""):
-        self.what, self.measured, self.limit = what, measured, limit
-        super().__init__(f"{what}: {measured:.6g} exceeds the limit {limit:.6g}{' (' + detail + ')' if detail else ''}")
 
 
 @dataclass(frozen=True)
@@ -62,26 +54,34 @@ def check_text_parity(ckpt: Checkpoint, scorer: Scorer, held_out: HeldOut, atol:
     report["max_abs_diff"] = worst
     if worst > atol:
         per_task = ", ".join(f"{task} {max(report[task]['max_abs_diff'].values()):.2e}" for task in tasks)
-        raise ValidationError("fp32 ONNX vs PyTorch max |difference|", worst, atol, per_task)
+        raise ToleranceExceeded("fp32 ONNX vs PyTorch max |difference|", worst, atol, per_task)
     return report
 
 
-def check_recommender_parity(ckpt: Checkpoint, scorer: Scorer, held_out: HeldOut, atol: float, users: int = 64, items: int = 512) -> dict:
+def check_recommender_parity(
+    ckpt: Checkpoint, scorer: Scorer, held_out: HeldOut, atol: float, users: int = 64, items: int = 512
+) -> dict:
     data = held_out.rec_test
     rng = np.random.default_rng(0)
     user_idx = rng.choice(np.arange(0, data.n_users + 1), size=min(users, data.n_users + 1), replace=False)
-    item_idx = rng.choice(np.arange(0, data.item_embeddings.shape[0]), size=min(items, data.item_embeddings.shape[0]), replace=False)
+    item_idx = rng.choice(
+        np.arange(0, data.item_embeddings.shape[0]), size=min(items, data.item_embeddings.shape[0]), replace=False
+    )
     profiles = data.profiles()[user_idx]
     with torch.no_grad():
-        ref_rating = ckpt.recommender.score_all_items(torch.from_numpy(user_idx), torch.from_numpy(profiles), torch.from_numpy(data.item_embeddings), "rating")
-        ref_score = ckpt.recommender.score_all_items(torch.from_numpy(user_idx), torch.from_numpy(profiles), torch.from_numpy(data.item_embeddings), "ranking")
+        ref_rating = ckpt.recommender.score_all_items(
+            torch.from_numpy(user_idx), torch.from_numpy(profiles), torch.from_numpy(data.item_embeddings), "rating"
+        )
+        ref_score = ckpt.recommender.score_all_items(
+            torch.from_numpy(user_idx), torch.from_numpy(profiles), torch.from_numpy(data.item_embeddings), "ranking"
+        )
     score, rating = scorer.score_items(user_idx, profiles, item_idx, data.item_embeddings[item_idx])
     diff = max(
         float(np.max(np.abs(score - ref_score.numpy()[:, item_idx]))),
         float(np.max(np.abs(rating - ref_rating.clamp(0.5, 5.0).numpy()[:, item_idx]))),
     )
     if diff > atol:
-        raise ValidationError("recommender ONNX vs PyTorch max |difference|", diff, atol)
+        raise ToleranceExceeded("recommender ONNX vs PyTorch max |difference|", diff, atol)
     return {"users": len(user_idx), "items": len(item_idx), "max_abs_diff": diff}
 
 
@@ -89,7 +89,11 @@ def task_metrics(scorer: Scorer, held_out: HeldOut) -> dict:
     """The headline test metrics recomputed through ONNX Runtime with this scorer's variant."""
     sent = scorer.score_texts(held_out.sentiment_texts, "sentiment").outputs["sentiment_logits"].argmax(-1)
     sentiment = classification_report(held_out.sentiment_labels, sent, ("negative", "neutral", "positive"))
-    review = regression_report(held_out.review_ratings, scorer.score_texts(held_out.review_texts, "review-rating").outputs["review_rating"], (1, 5))
+    review = regression_report(
+        held_out.review_ratings,
+        scorer.score_texts(held_out.review_texts, "review-rating").outputs["review_rating"],
+        (1, 5),
+    )
     embeddings = scorer.embed(held_out.item_texts)
     table = np.vstack([np.zeros((1, embeddings.shape[1]), np.float32), embeddings])
     data = held_out.rec_test
@@ -107,7 +111,11 @@ def task_metrics(scorer: Scorer, held_out: HeldOut) -> dict:
         "review_rmse": review["rmse"],
         "review_mae": review["mae"],
         "movielens_rmse": movielens["rmse"],
-        "texts": {"sentiment": len(held_out.sentiment_texts), "review": len(held_out.review_texts), "items": len(held_out.item_texts)},
+        "texts": {
+            "sentiment": len(held_out.sentiment_texts),
+            "review": len(held_out.review_texts),
+            "items": len(held_out.item_texts),
+        },
     }
 
 
@@ -117,11 +125,11 @@ def check_int8(fp32: dict, int8: dict, max_accuracy_drop: float, max_rmse_increa
     review_rise = int8["review_rmse"] - fp32["review_rmse"]
     rating_rise = int8["movielens_rmse"] - fp32["movielens_rmse"]
     if drop > max_accuracy_drop:
-        raise ValidationError("int8 sentiment accuracy drop", drop, max_accuracy_drop)
+        raise ToleranceExceeded("int8 sentiment accuracy drop", drop, max_accuracy_drop)
     if review_rise > max_rmse_increase:
-        raise ValidationError("int8 review-rating RMSE increase", review_rise, max_rmse_increase)
+        raise ToleranceExceeded("int8 review-rating RMSE increase", review_rise, max_rmse_increase)
     if rating_rise > max_rmse_increase:
-        raise ValidationError("int8 MovieLens rating RMSE increase", rating_rise, max_rmse_increase)
+        raise ToleranceExceeded("int8 MovieLens rating RMSE increase", rating_rise, max_rmse_increase)
     return {
         "sentiment_accuracy_drop": drop,
         "review_rmse_increase": review_rise,

@@ -23,20 +23,11 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from streamscore.errors import StreamscoreError
+from streamscore.errors import BundleError
 
 FORMAT = "streamscore-bundle/1"
 MANIFEST = "manifest.json"
 CURRENT = "current"
-
-
-class BundleError(StreamscoreError):
-    """A bundle is missing, incomplete, tampered with, or of an unknown format."""
-
-    def __init__(self, path: Path | str, reason: str):
-        self.path = Path(path)
-        self.reason = reason
-        super().__init__(f"bundle {self.path}: {reason}")
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -13,7 +13,7 @@ Policies (documented in docs/events.md with the worker):
 from __future__ import annotations
 
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
@@ -26,12 +26,14 @@ def parse_event_time(value: object) -> datetime:
     """Epoch milliseconds (int/float/numeric string) or ISO-8601 → aware UTC datetime."""
     if isinstance(value, bool):
         raise ValueError("a timestamp, not a boolean")
-    if isinstance(value, (int, float)) or (isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit()):
+    if isinstance(value, (int, float)) or (
+        isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit()
+    ):
         millis = float(value)
         if not math.isfinite(millis) or millis < 0:
             raise ValueError("epoch milliseconds must be a finite, non-negative number")
         try:
-            return datetime.fromtimestamp(millis / 1000.0, tz=timezone.utc)
+            return datetime.fromtimestamp(millis / 1000.0, tz=UTC)
         except (OverflowError, OSError, ValueError) as exc:
             raise ValueError("epoch milliseconds out of range") from exc
     if isinstance(value, datetime):
@@ -43,7 +45,7 @@ def parse_event_time(value: object) -> datetime:
             raise ValueError("an ISO-8601 timestamp or epoch milliseconds") from exc
     else:
         raise ValueError("an ISO-8601 timestamp or epoch milliseconds")
-    return parsed.replace(tzinfo=timezone.utc) if parsed.tzinfo is None else parsed.astimezone(timezone.utc)
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 EventTime = Annotated[datetime, BeforeValidator(parse_event_time)]
@@ -171,7 +173,11 @@ class DeadLetterEvent(BaseModel):
 
 
 INPUT_EVENTS: dict[str, type[Event]] = {"news": NewsEvent, "items": ItemEvent, "clicks": ClickEvent}
-OUTPUT_EVENTS: dict[str, type[BaseModel]] = {"recommendations": RecommendationEvent, "alerts": AlertEvent, "dead-letter": DeadLetterEvent}
+OUTPUT_EVENTS: dict[str, type[BaseModel]] = {
+    "recommendations": RecommendationEvent,
+    "alerts": AlertEvent,
+    "dead-letter": DeadLetterEvent,
+}
 
 
 def json_schemas() -> dict[str, dict]:

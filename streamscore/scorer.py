@@ -36,7 +36,11 @@ from streamscore.call_plan import CALL_COST_TOKENS, CallPlan, cut_into_calls
 logger = logging.getLogger(__name__)
 
 Variant = Literal["auto", "fp32", "int8"]
-TASK_MAX_LENGTH = {"sentiment": "max_length_sentiment", "review-rating": "max_length_review", "embed": "max_length_item"}
+TASK_MAX_LENGTH = {
+    "sentiment": "max_length_sentiment",
+    "review-rating": "max_length_review",
+    "embed": "max_length_item",
+}
 SENTIMENT_LABELS = ("negative", "neutral", "positive")
 TOKENS_PER_CALL = {"CPUExecutionProvider": 2048, "CUDAExecutionProvider": 16384}
 CPU_SKIPPED_FUSIONS = ("SkipLayerNormFusion",)
@@ -103,7 +107,9 @@ class Scorer:
         self.version = self.bundle.version
         self.limits = manifest["text_model"]["max_lengths"]
         self.collapses_links = bool(manifest["text_model"].get("collapses_links", False))
-        want_cuda = device == "cuda" or (device == "auto" and gpu_present() and "CUDAExecutionProvider" in ort.get_available_providers())
+        want_cuda = device == "cuda" or (
+            device == "auto" and gpu_present() and "CUDAExecutionProvider" in ort.get_available_providers()
+        )
         if variant == "auto":
             variant = "fp32" if want_cuda or "model.int8.onnx" not in manifest["files"] else "int8"
         self.variant = variant
@@ -119,7 +125,9 @@ class Scorer:
         if want_cuda:
             providers = [("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"]
         text_file = "model.int8.onnx" if variant == "int8" else "model.onnx"
-        self.skipped_fusions = list(skipped_fusions if skipped_fusions is not None else () if want_cuda else CPU_SKIPPED_FUSIONS)
+        self.skipped_fusions = list(
+            skipped_fusions if skipped_fusions is not None else () if want_cuda else CPU_SKIPPED_FUSIONS
+        )
         # ORT's own profiler, on the text model only (``bench model`` reads where its time goes)
         options.enable_profiling = profile_prefix is not None
         if profile_prefix is not None:
@@ -129,7 +137,9 @@ class Scorer:
                 str(self.bundle.file(text_file)), options, providers=providers, disabled_optimizers=self.skipped_fusions
             )
             options.enable_profiling = False
-            self.rec_session = ort.InferenceSession(str(self.bundle.file("recommender.onnx")), options, providers=["CPUExecutionProvider"])
+            self.rec_session = ort.InferenceSession(
+                str(self.bundle.file("recommender.onnx")), options, providers=["CPUExecutionProvider"]
+            )
         except Exception as exc:  # onnxruntime raises its own untyped errors on a corrupt graph
             raise BundleError(self.bundle.path, f"ONNX Runtime could not load {text_file}: {exc}") from exc
         self.providers = self.text_session.get_providers()
@@ -149,7 +159,9 @@ class Scorer:
         self.user_ids: dict[str, int] = {u: i + 1 for i, u in enumerate(rec["users"])}
         self.item_ids: dict[str, int] = {u: i + 1 for i, u in enumerate(rec["items"])}
         self.popular_items: list[str] = rec["popular_items"]
-        logger.info("scorer ready", extra={key: ",".join(v) if isinstance(v, list) else v for key, v in self.describe().items()})
+        logger.info(
+            "scorer ready", extra={key: ",".join(v) if isinstance(v, list) else v for key, v in self.describe().items()}
+        )
         if warm_up:
             self.score_texts(["warm-up"], "sentiment")
 
@@ -203,7 +215,11 @@ class Scorer:
         scores = self.score_texts(texts, "sentiment")
         probs = softmax(scores.outputs["sentiment_logits"])
         return [
-            {"label": SENTIMENT_LABELS[int(p.argmax())], **{f"p_{name}": float(v) for name, v in zip(SENTIMENT_LABELS, p)}, "truncated": bool(t)}
+            {
+                "label": SENTIMENT_LABELS[int(p.argmax())],
+                **{f"p_{name}": float(v) for name, v in zip(SENTIMENT_LABELS, p)},
+                "truncated": bool(t),
+            }
             for p, t in zip(probs, scores.truncated)
         ]
 
@@ -241,6 +257,13 @@ class Scorer:
         return score, rating
 
     def describe(self) -> dict:
-        return {"version": self.version, "variant": self.variant, "providers": list(self.providers), "tokens_per_call": self.token_budget,
-                "call_plan": self.call_plan, "call_cost_tokens": self.call_cost_tokens, "skipped_fusions": list(self.skipped_fusions),
-                "collapses_links": self.collapses_links}
+        return {
+            "version": self.version,
+            "variant": self.variant,
+            "providers": list(self.providers),
+            "tokens_per_call": self.token_budget,
+            "call_plan": self.call_plan,
+            "call_cost_tokens": self.call_cost_tokens,
+            "skipped_fusions": list(self.skipped_fusions),
+            "collapses_links": self.collapses_links,
+        }

@@ -13,10 +13,12 @@ from typing import Any
 from streamscore.settings import Settings
 
 
-def _ssl_context(settings: Settings) -> ssl.SSLContext:
+def ssl_context(settings: Settings) -> ssl.SSLContext:
     context = ssl.create_default_context(cafile=str(settings.kafka_ssl_cafile) if settings.kafka_ssl_cafile else None)
     if settings.kafka_ssl_certfile:
-        context.load_cert_chain(str(settings.kafka_ssl_certfile), str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None)
+        context.load_cert_chain(
+            str(settings.kafka_ssl_certfile), str(settings.kafka_ssl_keyfile) if settings.kafka_ssl_keyfile else None
+        )
     return context
 
 
@@ -39,24 +41,6 @@ def kafka_python_options(settings: Settings) -> dict[str, Any]:
             sasl_plain_password=settings.kafka_sasl_password.get_secret_value(),
         )
     return {k: v for k, v in options.items() if v is not None}
-
-
-def faust_credentials(settings: Settings) -> Any:
-    """``broker_credentials`` for the Faust app (None for PLAINTEXT)."""
-    import faust
-
-    protocol = settings.kafka_security_protocol
-    if protocol == "PLAINTEXT":
-        return None
-    if protocol == "SSL":
-        return faust.SSLCredentials(_ssl_context(settings))
-    assert settings.kafka_sasl_password is not None
-    return faust.SASLCredentials(
-        username=settings.kafka_sasl_username,
-        password=settings.kafka_sasl_password.get_secret_value(),
-        mechanism=settings.kafka_sasl_mechanism,
-        ssl_context=_ssl_context(settings) if protocol == "SASL_SSL" else None,
-    )
 
 
 def postgres_query(settings: Settings) -> dict[str, str]:

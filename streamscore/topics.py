@@ -48,7 +48,9 @@ class Topics:
         ]
 
 
-def create_topics(bootstrap: str, specs: list[TopicSpec], timeout_ms: int = 30000, **client_options: object) -> list[str]:
+def create_topics(
+    bootstrap: str, specs: list[TopicSpec], timeout_ms: int = 30000, **client_options: object
+) -> list[str]:
     """Create the topics that do not exist yet (idempotent); returns the names created. ``client_options``
     are kafka-python's security options (:func:`streamscore.security.kafka_python_options`)."""
     from kafka import KafkaAdminClient

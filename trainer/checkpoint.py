@@ -1,20 +1,20 @@
 """Checkpoint folder: everything export and evaluation need, in safetensors and JSON (no pickle).
 
-    checkpoint/
-      config.json              format, text model and recommender configs, profile, data sources, seed
-      model.safetensors        the multi-task text model (encoder + heads)
-      recommender.safetensors  both towers of the user–item head, plus the cached item embeddings
-      ids.json                 user and item ids in row order (row 0 of every table is "unknown"), popular items
-      items.jsonl              catalog item texts in row order (what the embeddings were computed from)
-      history.json             training curves
-      tokenizer.json, vocab.txt, tokenizer_config.json, special_tokens_map.json
+checkpoint/
+  config.json              format, text model and recommender configs, profile, data sources, seed
+  model.safetensors        the multi-task text model (encoder + heads)
+  recommender.safetensors  both towers of the user–item head, plus the cached item embeddings
+  ids.json                 user and item ids in row order (row 0 of every table is "unknown"), popular items
+  items.jsonl              catalog item texts in row order (what the embeddings were computed from)
+  history.json             training curves
+  tokenizer.json, vocab.txt, tokenizer_config.json, special_tokens_map.json
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from streamscore.errors import CheckpointError
+from trainer.errors import CheckpointError
 from trainer.model import MultiTaskTextModel, TextModelConfig
 from trainer.recommender import HybridRecommender, IdIndex, RecommenderConfig
 
@@ -74,7 +74,7 @@ def save_checkpoint(
     tokenizer.save_pretrained(str(path))
     config = {
         "format": FORMAT,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "text_model": text_model.config.to_dict(),
         "recommender": recommender.config.to_dict(),
         **extra_config,

@@ -15,7 +15,14 @@ import pandas as pd
 
 from trainer.data.clothing_reviews import load_clothing_reviews
 from trainer.data.financial_news import load_financial_news
-from trainer.data.formats import LabelledTexts, RatedTexts, load_interactions_file, load_items_file, load_review_file, load_sentiment_file
+from trainer.data.formats import (
+    LabelledTexts,
+    RatedTexts,
+    load_interactions_file,
+    load_items_file,
+    load_review_file,
+    load_sentiment_file,
+)
 from trainer.data.movielens import load_movielens
 from trainer.data.splits import random_split, temporal_split
 from trainer.profiles import Profile
@@ -108,7 +115,9 @@ def load_text_splits(sources: DataSources, profile: Profile, seed: int) -> TextS
         own = load_sentiment_file(sources.sentiment_file)
         train_idx, dev_idx, test_idx = random_split(len(own), (0.8, 0.1, 0.1), seed)
         s_train, s_dev, s_test = own.subset(train_idx), own.subset(dev_idx), own.subset(test_idx)
-    reviews: RatedTexts = load_review_file(sources.reviews_file) if sources.reviews_file else load_clothing_reviews(sources.data_dir)
+    reviews: RatedTexts = (
+        load_review_file(sources.reviews_file) if sources.reviews_file else load_clothing_reviews(sources.data_dir)
+    )
     r_train, r_dev, r_test = (reviews.subset(idx) for idx in random_split(len(reviews), profile.review_split, seed + 1))
     return TextSplits(
         sentiment_train=_head(s_train, profile.sentiment_train_limit, seed),
@@ -131,7 +140,9 @@ def load_interaction_splits(sources: DataSources, profile: Profile, seed: int) -
         interactions, items = load_interactions_file(sources.interactions_file), load_items_file(sources.items_file)
     known = interactions["item_id"].isin(items["item_id"])
     if not known.all():
-        logger.warning("dropped interactions", extra={"rows": int((~known).sum()), "reason": "item not in the items file"})
+        logger.warning(
+            "dropped interactions", extra={"rows": int((~known).sum()), "reason": "item not in the items file"}
+        )
         interactions = interactions[known]
     if profile.movielens_users is not None:
         users = np.sort(interactions["user_id"].unique())

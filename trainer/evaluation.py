@@ -15,9 +15,9 @@ from trainer.baselines import BiasBaseline, GlobalMean, popularity_scores, tuned
 from trainer.checkpoint import Checkpoint, load_checkpoint
 from trainer.data.formats import SENTIMENT_LABELS
 from trainer.datasets import SplitRecipe
+from trainer.eval_metrics import classification_report, regression_report
 from trainer.inference import predict_texts
-from trainer.metrics import classification_report, regression_report
-from trainer.recommender import evaluate_rating, evaluate_ranking, evaluate_ranking_scores
+from trainer.recommender import evaluate_ranking, evaluate_ranking_scores, evaluate_rating
 from trainer.tokenizer import collapses_links
 from trainer.training import choose_device, recommender_data
 
@@ -46,13 +46,19 @@ def evaluate_checkpoint(checkpoint: Path | Checkpoint, settings: Settings, data_
     tok = ckpt.tokenizer
 
     text = recipe.text_splits()
-    sent_out = predict_texts(model, tok, text.sentiment_test.texts, model.config.max_length_sentiment, device=device, desc="sentiment test")
-    sentiment = classification_report(text.sentiment_test.labels, sent_out["sentiment_logits"].argmax(-1), SENTIMENT_LABELS)
+    sent_out = predict_texts(
+        model, tok, text.sentiment_test.texts, model.config.max_length_sentiment, device=device, desc="sentiment test"
+    )
+    sentiment = classification_report(
+        text.sentiment_test.labels, sent_out["sentiment_logits"].argmax(-1), SENTIMENT_LABELS
+    )
     majority = np.bincount(text.sentiment_train.labels, minlength=3).argmax()
     sentiment["majority_class_accuracy"] = float(np.mean(text.sentiment_test.labels == majority))
     sentiment["n"] = len(text.sentiment_test)
 
-    rev_out = predict_texts(model, tok, text.review_test.texts, model.config.max_length_review, device=device, desc="review test")
+    rev_out = predict_texts(
+        model, tok, text.review_test.texts, model.config.max_length_review, device=device, desc="review test"
+    )
     truth = text.review_test.ratings
     expected = rev_out["review_rating"]
     probs = torch.from_numpy(rev_out["review_logits"]).softmax(-1).numpy()
@@ -76,9 +82,16 @@ def evaluate_checkpoint(checkpoint: Path | Checkpoint, settings: Settings, data_
     t = test.targets
     model_rating = evaluate_rating(rec, test, profiles)
     with torch.no_grad():
-        predicted = rec.predict_rating(
-            torch.from_numpy(t.users), torch.from_numpy(profiles[t.users]), torch.from_numpy(t.items), torch.from_numpy(test.item_embeddings[t.items])
-        ).clamp(0.5, 5.0).numpy()
+        predicted = (
+            rec.predict_rating(
+                torch.from_numpy(t.users),
+                torch.from_numpy(profiles[t.users]),
+                torch.from_numpy(t.items),
+                torch.from_numpy(test.item_embeddings[t.items]),
+            )
+            .clamp(0.5, 5.0)
+            .numpy()
+        )
     cold = ~np.isin(t.items, seen.items)
     rating = {
         "model": model_rating,
@@ -88,7 +101,9 @@ def evaluate_checkpoint(checkpoint: Path | Checkpoint, settings: Settings, data_
         "cold_items": {
             "rows": int(cold.sum()),
             "model": regression_report(t.ratings[cold], predicted[cold]) if cold.any() else None,
-            "user_item_bias": regression_report(t.ratings[cold], bias.predict(t.users[cold], t.items[cold])) if cold.any() else None,
+            "user_item_bias": regression_report(t.ratings[cold], bias.predict(t.users[cold], t.items[cold]))
+            if cold.any()
+            else None,
         },
     }
     pop = popularity_scores(seen, n_items)

@@ -8,8 +8,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from trainer.batching import collate, sequential_batches, tokenize
 from trainer.model import MultiTaskTextModel
+from trainer.text_batches import collate, sequential_batches, tokenize
 
 
 @torch.no_grad()

@@ -29,7 +29,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from trainer.metrics import ranking_report, regression_report
+from trainer.eval_metrics import ranking_report, regression_report
 
 logger = logging.getLogger(__name__)
 
@@ -107,8 +107,10 @@ class Tower(nn.Module):
     def l2(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Squared norm of the per-id parameters touched by a batch (classic MF regularisation)."""
         return (
-            self.user_factor(users).pow(2).sum(-1) + self.item_factor(items).pow(2).sum(-1)
-            + self.user_bias(users).squeeze(-1).pow(2) + self.item_bias(items).squeeze(-1).pow(2)
+            self.user_factor(users).pow(2).sum(-1)
+            + self.item_factor(items).pow(2).sum(-1)
+            + self.user_bias(users).squeeze(-1).pow(2)
+            + self.item_bias(items).squeeze(-1).pow(2)
         ).mean()
 
 
@@ -136,7 +138,9 @@ class HybridRecommender(nn.Module):
         }
 
     @torch.no_grad()
-    def score_all_items(self, users: torch.Tensor, profiles: torch.Tensor, item_embeddings: torch.Tensor, tower: str) -> torch.Tensor:
+    def score_all_items(
+        self, users: torch.Tensor, profiles: torch.Tensor, item_embeddings: torch.Tensor, tower: str
+    ) -> torch.Tensor:
         """``(len(users), n_items + 1)`` matrix of ranking scores (or predicted ratings) for the whole catalog."""
         items = torch.arange(item_embeddings.shape[0])
         net = self.ranking_tower if tower == "ranking" else self.rating_tower
@@ -167,11 +171,17 @@ class EncodedInteractions:
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, users: IdIndex, items: IdIndex) -> EncodedInteractions:
-        return cls(users.lookup(frame["user_id"]), items.lookup(frame["item_id"]), frame["rating"].to_numpy(np.float32, copy=True))
+        return cls(
+            users.lookup(frame["user_id"]),
+            items.lookup(frame["item_id"]),
+            frame["rating"].to_numpy(np.float32, copy=True),
+        )
 
     def concat(self, other: EncodedInteractions) -> EncodedInteractions:
         return EncodedInteractions(
-            np.concatenate([self.users, other.users]), np.concatenate([self.items, other.items]), np.concatenate([self.ratings, other.ratings])
+            np.concatenate([self.users, other.users]),
+            np.concatenate([self.items, other.items]),
+            np.concatenate([self.ratings, other.ratings]),
         )
 
     def __len__(self) -> int:
@@ -198,8 +208,10 @@ def evaluate_rating(model: HybridRecommender, data: RecommenderData, profiles: n
     model.eval()
     with torch.no_grad():
         pred = model.predict_rating(
-            torch.from_numpy(data.targets.users), torch.from_numpy(profiles[data.targets.users]),
-            torch.from_numpy(data.targets.items), torch.from_numpy(data.item_embeddings[data.targets.items]),
+            torch.from_numpy(data.targets.users),
+            torch.from_numpy(profiles[data.targets.users]),
+            torch.from_numpy(data.targets.items),
+            torch.from_numpy(data.item_embeddings[data.targets.items]),
         ).numpy()
     return regression_report(data.targets.ratings, np.clip(pred, 0.5, 5.0))
 
@@ -236,7 +248,9 @@ def evaluate_ranking_scores(score_fn: Callable[[np.ndarray], np.ndarray], data: 
     return ranking_report(tops, relevant_sets(data.targets, users), k)
 
 
-def evaluate_ranking(model: HybridRecommender, data: RecommenderData, profiles: np.ndarray, tower: str = "ranking", k: int = 10) -> dict:
+def evaluate_ranking(
+    model: HybridRecommender, data: RecommenderData, profiles: np.ndarray, tower: str = "ranking", k: int = 10
+) -> dict:
     model.eval()
     emb = torch.from_numpy(data.item_embeddings)
 
@@ -289,7 +303,9 @@ def _train_tower_epochs(
                 q_neg, b_neg = tower.item_side(neg, emb[neg])
                 # Uniform negatives shared by the batch: unlike in-batch negatives they do not push popular
                 # items down, and popularity is a strong signal of what a user picks next.
-                logits = torch.cat([(p * q_pos).sum(-1, keepdim=True) + b_pos.unsqueeze(1), p @ q_neg.T + b_neg.unsqueeze(0)], dim=1)
+                logits = torch.cat(
+                    [(p * q_pos).sum(-1, keepdim=True) + b_pos.unsqueeze(1), p @ q_neg.T + b_neg.unsqueeze(0)], dim=1
+                )
                 logits[:, 1:] = logits[:, 1:].masked_fill(neg.unsqueeze(0) == i.unsqueeze(1), -1e9)
                 loss = nn.functional.cross_entropy(logits, torch.zeros(len(i), dtype=torch.long)) + l2 * tower.l2(u, i)
             optimizer.zero_grad()
@@ -337,15 +353,33 @@ def fit_recommender(
     log: dict = {}
     progress = tqdm(total=2 if ranking else 1, desc="recommender: choose epochs", leave=False)
     rating_epochs, log["rating"] = _train_tower_epochs(
-        probe, train, "rating", epochs, lr, l2, batch_size, negatives, seed,
-        after_epoch=lambda _: -evaluate_rating(probe, dev, dev_profiles)["rmse"], patience=patience,
+        probe,
+        train,
+        "rating",
+        epochs,
+        lr,
+        l2,
+        batch_size,
+        negatives,
+        seed,
+        after_epoch=lambda _: -evaluate_rating(probe, dev, dev_profiles)["rmse"],
+        patience=patience,
     )
     progress.update()
     ranking_epochs = 0
     if ranking:
         ranking_epochs, log["ranking"] = _train_tower_epochs(
-            probe, train, "ranking", epochs, lr, l2 * 0.1, batch_size, negatives, seed,
-            after_epoch=lambda _: evaluate_ranking(probe, dev, dev_profiles)["ndcg@10"], patience=patience,
+            probe,
+            train,
+            "ranking",
+            epochs,
+            lr,
+            l2 * 0.1,
+            batch_size,
+            negatives,
+            seed,
+            after_epoch=lambda _: evaluate_ranking(probe, dev, dev_profiles)["ndcg@10"],
+            patience=patience,
         )
         progress.update()
     progress.close()

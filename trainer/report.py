@@ -58,7 +58,9 @@ def _plot_confusion(matrix: np.ndarray, labels: list[str], path: Path) -> None:
     norm = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
     for (t, p), count in np.ndenumerate(matrix):
-        ax.text(p, t, f"{count}\n{norm[t, p]:.0%}", ha="center", va="center", color="white" if norm[t, p] > 0.5 else "black")
+        ax.text(
+            p, t, f"{count}\n{norm[t, p]:.0%}", ha="center", va="center", color="white" if norm[t, p] > 0.5 else "black"
+        )
     ax.set_xticks(range(len(labels)), labels)
     ax.set_yticks(range(len(labels)), labels)
     ax.set(xlabel="predicted", ylabel="true", title="Sentiment confusion (test)")
@@ -69,7 +71,10 @@ def _plot_confusion(matrix: np.ndarray, labels: list[str], path: Path) -> None:
 
 def _plot_errors(review_errors: np.ndarray, movielens_errors: np.ndarray, path: Path) -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, errors, title in ((axes[0], review_errors, "Review rating error (stars)"), (axes[1], movielens_errors, "MovieLens rating error")):
+    for ax, errors, title in (
+        (axes[0], review_errors, "Review rating error (stars)"),
+        (axes[1], movielens_errors, "MovieLens rating error"),
+    ):
         ax.hist(errors, bins=np.arange(-4.5, 4.75, 0.25), color="tab:purple", alpha=0.8)
         ax.axvline(0, color="black", lw=1)
         ax.set(title=f"{title}: MAE {np.mean(np.abs(errors)):.3f}", xlabel="predicted − true", ylabel="count")
@@ -88,7 +93,8 @@ def render_markdown(m: dict, history: dict) -> str:
     lines = [
         f"# Evaluation report — profile `{m['profile']}`{' (LoRA)' if m.get('lora') else ''}",
         "",
-        f"Checkpoint: `{m['checkpoint']}`. Training time: {m.get('training_seconds', {})} s; evaluation {m['evaluation_seconds']} s.",
+        f"Checkpoint: `{m['checkpoint']}`. Training time: {m.get('training_seconds', {})} s; evaluation "
+        f"{m['evaluation_seconds']} s.",
         f"Data sizes: {m['data']}.",
         "",
         "## Sentiment (financial news, test = `sent_valid.csv`)",
@@ -108,18 +114,30 @@ def render_markdown(m: dict, history: dict) -> str:
         "",
         "| model | RMSE | MAE | exact-star accuracy |",
         "|---|---|---|---|",
-        _row("fine-tuned MiniLM, expected stars", [r["model"]["rmse"], r["model"]["mae"], r["model"]["exact_accuracy"]]),
-        _row("fine-tuned MiniLM, median star", [r["model_median_star"]["rmse"], r["model_median_star"]["mae"], r["model_median_star"]["exact_accuracy"]]),
-        _row("predict the training mean", [r["baseline_mean"]["rmse"], r["baseline_mean"]["mae"], r["baseline_mean"]["exact_accuracy"]]),
+        _row(
+            "fine-tuned MiniLM, expected stars", [r["model"]["rmse"], r["model"]["mae"], r["model"]["exact_accuracy"]]
+        ),
+        _row(
+            "fine-tuned MiniLM, median star",
+            [r["model_median_star"]["rmse"], r["model_median_star"]["mae"], r["model_median_star"]["exact_accuracy"]],
+        ),
+        _row(
+            "predict the training mean",
+            [r["baseline_mean"]["rmse"], r["baseline_mean"]["mae"], r["baseline_mean"]["exact_accuracy"]],
+        ),
         "",
         "## MovieLens rating prediction (temporal per-user split: last 10 % test, 10 % before dev)",
         "",
-        "All models are fitted on train + dev (hyper-parameters and epochs chosen on dev) and scored on the same test rows.",
+        "All models are fitted on train + dev (hyper-parameters and epochs chosen on dev) and scored on the same "
+        "test rows.",
         "",
         "| model | RMSE | MAE |",
         "|---|---|---|",
         _row("hybrid head (text + collaborative)", [mr["model"]["rmse"], mr["model"]["mae"]]),
-        _row("biased MF (Funk SVD, tuned on dev)", [mr["matrix_factorisation"]["rmse"], mr["matrix_factorisation"]["mae"]]),
+        _row(
+            "biased MF (Funk SVD, tuned on dev)",
+            [mr["matrix_factorisation"]["rmse"], mr["matrix_factorisation"]["mae"]],
+        ),
         _row("user + item bias", [mr["user_item_bias"]["rmse"], mr["user_item_bias"]["mae"]]),
         _row("global mean", [mr["global_mean"]["rmse"], mr["global_mean"]["mae"]]),
         "",
@@ -127,7 +145,8 @@ def render_markdown(m: dict, history: dict) -> str:
     cold = mr["cold_items"]
     if cold["rows"]:
         lines += [
-            f"Cold items (no rating before the test period): {cold['rows']} test rows; hybrid RMSE {cold['model']['rmse']:.4f} "
+            f"Cold items (no rating before the test period): {cold['rows']} test rows; hybrid RMSE "
+            f"{cold['model']['rmse']:.4f} "
             f"vs user+item bias {cold['user_item_bias']['rmse']:.4f} (which can only use the user's bias there).",
             "",
         ]
@@ -139,21 +158,37 @@ def render_markdown(m: dict, history: dict) -> str:
         "| model | HR@10 | nDCG@10 |",
         "|---|---|---|",
         _row("hybrid head, ranking tower", [rk["model"]["hr@10"], rk["model"]["ndcg@10"]]),
-        _row("hybrid head, ranked by predicted rating", [rk["model_rating_tower"]["hr@10"], rk["model_rating_tower"]["ndcg@10"]]),
+        _row(
+            "hybrid head, ranked by predicted rating",
+            [rk["model_rating_tower"]["hr@10"], rk["model_rating_tower"]["ndcg@10"]],
+        ),
         _row("popularity", [rk["popularity"]["hr@10"], rk["popularity"]["ndcg@10"]]),
-        _row("MF ranked by predicted rating", [rk["matrix_factorisation"]["hr@10"], rk["matrix_factorisation"]["ndcg@10"]]),
+        _row(
+            "MF ranked by predicted rating",
+            [rk["matrix_factorisation"]["hr@10"], rk["matrix_factorisation"]["ndcg@10"]],
+        ),
         "",
         "![errors](rating_errors.png)",
         "",
         "## Training",
         "",
-        f"Precision {history.get('precision', '?')} on {history.get('device', '?')}; best epoch {history.get('best_epoch', '?')}; "
-        f"recommender epochs: rating {history.get('recommender', {}).get('rating_epochs', '?')}, ranking {history.get('recommender', {}).get('ranking_epochs', '?')}; "
-        f"links {'collapsed to one placeholder word by the tokenizer' if m.get('collapses_links') else 'tokenized as they are'}.",
+        f"Precision {history.get('precision', '?')} on {history.get('device', '?')}; best epoch "
+        f"{history.get('best_epoch', '?')}; "
+        f"recommender epochs: rating {history.get('recommender', {}).get('rating_epochs', '?')}, ranking "
+        f"{history.get('recommender', {}).get('ranking_epochs', '?')}; "
+        "links "
+        + (
+            "collapsed to one placeholder word by the tokenizer."
+            if m.get("collapses_links")
+            else "tokenized as they are."
+        ),
         "",
         "| epoch | dev accuracy | dev macro-F1 | dev review MAE | seconds |",
         "|---|---|---|---|---|",
-        *(_row(str(e["epoch"]), [e["sentiment_accuracy"], e["sentiment_macro_f1"], e["review_mae"], e["seconds"]]) for e in history.get("epochs", [])),
+        *(
+            _row(str(e["epoch"]), [e["sentiment_accuracy"], e["sentiment_macro_f1"], e["review_mae"], e["seconds"]])
+            for e in history.get("epochs", [])
+        ),
         "",
         "![losses](loss_curves.png)",
         "",

@@ -67,7 +67,13 @@ def _has_link_rewrite(tokenizer_json: dict) -> bool:
 
 def _normaliser_steps(tokenizer_json: dict) -> list[dict]:
     normaliser = tokenizer_json.get("normalizer") or {}
-    return normaliser.get("normalizers", []) if normaliser.get("type") == "Sequence" else [normaliser] if normaliser else []
+    return (
+        normaliser.get("normalizers", [])
+        if normaliser.get("type") == "Sequence"
+        else [normaliser]
+        if normaliser
+        else []
+    )
 
 
 def _is_link_rewrite(step: dict) -> bool:

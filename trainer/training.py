@@ -21,17 +21,17 @@ from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
 from streamscore.settings import Settings
-from trainer.batching import TokenizedTexts, collate, length_grouped_batches, tokenize
 from trainer.baselines import GlobalMean
 from trainer.checkpoint import save_checkpoint
+from trainer.data.formats import SENTIMENT_LABELS
 from trainer.datasets import DataSources, InteractionSplits, TextSplits, load_interaction_splits, load_text_splits
 from trainer.encoder import pretrained_encoder_dir
+from trainer.eval_metrics import classification_report, regression_report
 from trainer.inference import predict_texts
-from trainer.data.formats import SENTIMENT_LABELS
-from trainer.metrics import classification_report, regression_report
 from trainer.model import REVIEW_STARS, MultiTaskTextModel
 from trainer.profiles import Profile
 from trainer.recommender import EncodedInteractions, IdIndex, RecommenderConfig, RecommenderData, fit_recommender
+from trainer.text_batches import TokenizedTexts, collate, length_grouped_batches, tokenize
 from trainer.tokenizer import load_tokenizer
 
 logger = logging.getLogger(__name__)
@@ -69,7 +69,9 @@ class TextTrainingData:
     review: TokenizedTexts
 
 
-def evaluate_text_dev(model: MultiTaskTextModel, tokenizer, splits: TextSplits, device: torch.device, baseline_mae: float) -> dict:
+def evaluate_text_dev(
+    model: MultiTaskTextModel, tokenizer, splits: TextSplits, device: torch.device, baseline_mae: float
+) -> dict:
     """Dev metrics of both text tasks and the early-stopping score: mean of sentiment macro-F1 and the review
     head's relative MAE gain over predicting the mean."""
     cfg = model.config
@@ -78,11 +80,19 @@ def evaluate_text_dev(model: MultiTaskTextModel, tokenizer, splits: TextSplits, 
     s = classification_report(splits.sentiment_dev.labels, sent["sentiment_logits"].argmax(-1), SENTIMENT_LABELS)
     r = regression_report(splits.review_dev.ratings, rev["review_rating"], (1, 5))
     score = 0.5 * s["macro_f1"] + 0.5 * (1.0 - r["mae"] / baseline_mae)
-    return {"sentiment_accuracy": s["accuracy"], "sentiment_macro_f1": s["macro_f1"], "review_mae": r["mae"], "review_rmse": r["rmse"], "score": score}
+    return {
+        "sentiment_accuracy": s["accuracy"],
+        "sentiment_macro_f1": s["macro_f1"],
+        "review_mae": r["mae"],
+        "review_rmse": r["rmse"],
+        "score": score,
+    }
 
 
 def _epoch_schedule(data: TextTrainingData, profile: Profile, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
-    steps: list[tuple[str, np.ndarray]] = [("sentiment", b) for b in length_grouped_batches(data.sentiment.lengths, profile.batch_size, rng)]
+    steps: list[tuple[str, np.ndarray]] = [
+        ("sentiment", b) for b in length_grouped_batches(data.sentiment.lengths, profile.batch_size, rng)
+    ]
     review_lengths = data.review.lengths
     pool = np.arange(len(review_lengths))
     if profile.reviews_per_epoch is not None and profile.reviews_per_epoch < len(pool):
@@ -93,14 +103,21 @@ def _epoch_schedule(data: TextTrainingData, profile: Profile, rng: np.random.Gen
 
 
 def _steps_per_epoch(data: TextTrainingData, profile: Profile) -> int:
-    n_review = len(data.review) if profile.reviews_per_epoch is None else min(profile.reviews_per_epoch, len(data.review))
+    n_review = (
+        len(data.review) if profile.reviews_per_epoch is None else min(profile.reviews_per_epoch, len(data.review))
+    )
     return -(-len(data.sentiment) // profile.batch_size) + -(-n_review // profile.batch_size)
 
 
 def _wrap_lora(model: MultiTaskTextModel, profile: Profile) -> None:
     from peft import LoraConfig, get_peft_model
 
-    config = LoraConfig(r=profile.lora_rank, lora_alpha=2 * profile.lora_rank, lora_dropout=0.05, target_modules=["query", "key", "value", "dense"])
+    config = LoraConfig(
+        r=profile.lora_rank,
+        lora_alpha=2 * profile.lora_rank,
+        lora_dropout=0.05,
+        target_modules=["query", "key", "value", "dense"],
+    )
     model.encoder = get_peft_model(model.encoder, config)
 
 
@@ -120,24 +137,40 @@ def fine_tune_text(
     """
     cfg = model.config
     data = TextTrainingData(
-        sentiment=tokenize(tokenizer, splits.sentiment_train.texts, splits.sentiment_train.labels, cfg.max_length_sentiment),
+        sentiment=tokenize(
+            tokenizer, splits.sentiment_train.texts, splits.sentiment_train.labels, cfg.max_length_sentiment
+        ),
         review=tokenize(tokenizer, splits.review_train.texts, splits.review_train.ratings, cfg.max_length_review),
     )
-    baseline_mae = regression_report(splits.review_dev.ratings, np.full(len(splits.review_dev), splits.review_train.ratings.mean()))["mae"]
+    baseline_mae = regression_report(
+        splits.review_dev.ratings, np.full(len(splits.review_dev), splits.review_train.ratings.mean())
+    )["mae"]
     if profile.lora:
         _wrap_lora(model, profile)
     model.to(device)
     lr = profile.lora_lr if profile.lora else profile.lr
     no_decay = ("bias", "LayerNorm.weight", "layernorm", "norm")
     params = [
-        {"params": [p for n, p in model.named_parameters() if p.requires_grad and not any(k in n for k in no_decay)], "weight_decay": profile.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if p.requires_grad and any(k in n for k in no_decay)], "weight_decay": 0.0},
+        {
+            "params": [p for n, p in model.named_parameters() if p.requires_grad and not any(k in n for k in no_decay)],
+            "weight_decay": profile.weight_decay,
+        },
+        {
+            "params": [p for n, p in model.named_parameters() if p.requires_grad and any(k in n for k in no_decay)],
+            "weight_decay": 0.0,
+        },
     ]
     optimizer = torch.optim.AdamW(params, lr=lr)
     total_steps = _steps_per_epoch(data, profile) * profile.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(profile.warmup_fraction * total_steps), total_steps)
     use_bf16 = bf16_supported(device)
-    history: dict = {"steps": [], "epochs": [], "precision": "bf16" if use_bf16 else "fp32", "device": device.type, "lora": profile.lora}
+    history: dict = {
+        "steps": [],
+        "epochs": [],
+        "precision": "bf16" if use_bf16 else "fp32",
+        "device": device.type,
+        "lora": profile.lora,
+    }
     start_epoch, best_score, best_epoch, best_state = 1, -np.inf, 0, None
     state_dir.mkdir(parents=True, exist_ok=True)
     state_file = state_dir / "trainer_state.pt"
@@ -182,19 +215,31 @@ def fine_tune_text(
             value = loss.item()
             running[task] = value if running[task] is None else 0.95 * running[task] + 0.05 * value
             if step % 10 == 0:
-                history["steps"].append({"step": step, "epoch": epoch, **{f"{t}_loss": running[t] for t in TASKS if running[t] is not None}})
+                history["steps"].append(
+                    {"step": step, "epoch": epoch, **{f"{t}_loss": running[t] for t in TASKS if running[t] is not None}}
+                )
                 bar.set_postfix({f"{t}": f"{running[t]:.3f}" for t in TASKS if running[t] is not None})
         bar.close()
         dev = evaluate_text_dev(model, tokenizer, splits, device, baseline_mae)
-        dev.update({"epoch": epoch, "seconds": round(time.perf_counter() - started, 1), "lr": scheduler.get_last_lr()[0]})
+        dev.update(
+            {"epoch": epoch, "seconds": round(time.perf_counter() - started, 1), "lr": scheduler.get_last_lr()[0]}
+        )
         history["epochs"].append(dev)
         logger.warning("epoch done", extra={k: round(v, 4) if isinstance(v, float) else v for k, v in dev.items()})
         if dev["score"] > best_score:
             best_score, best_epoch = dev["score"], epoch
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         torch.save(
-            {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "epoch": epoch,
-             "history": history, "best_score": best_score, "best_epoch": best_epoch, "best_model": best_state},
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "epoch": epoch,
+                "history": history,
+                "best_score": best_score,
+                "best_epoch": best_epoch,
+                "best_model": best_state,
+            },
             state_file,
         )
     if best_state is not None:
@@ -205,11 +250,15 @@ def fine_tune_text(
     return history
 
 
-def recommender_data(splits: InteractionSplits, users: IdIndex, items: IdIndex, item_embeddings: np.ndarray) -> tuple[RecommenderData, RecommenderData, RecommenderData, RecommenderData]:
+def recommender_data(
+    splits: InteractionSplits, users: IdIndex, items: IdIndex, item_embeddings: np.ndarray
+) -> tuple[RecommenderData, RecommenderData, RecommenderData, RecommenderData]:
     """The four views the head needs: fit (train→train), dev (train→dev), refit (train+dev→dev) and
     test (train+dev→test). Profiles are always built from the history alone: no future leaks in."""
     table = np.vstack([np.zeros((1, item_embeddings.shape[1]), np.float32), item_embeddings]).astype(np.float32)
-    train, dev, test = (EncodedInteractions.from_frame(f, users, items) for f in (splits.train, splits.dev, splits.test))
+    train, dev, test = (
+        EncodedInteractions.from_frame(f, users, items) for f in (splits.train, splits.dev, splits.test)
+    )
     seen = train.concat(dev)
     n = len(users)
     return (
@@ -233,7 +282,9 @@ def interaction_indices(splits: InteractionSplits) -> tuple[IdIndex, IdIndex]:
     return IdIndex(users), IdIndex(splits.items["item_id"].tolist())
 
 
-def run_training(settings: Settings, profile: Profile, sources: DataSources, run_dir: Path, resume: bool = False) -> Path:
+def run_training(
+    settings: Settings, profile: Profile, sources: DataSources, run_dir: Path, resume: bool = False
+) -> Path:
     """Train the whole model and write ``run_dir/checkpoint``; returns that path."""
     seed = settings.seed
     seed_everything(seed)
@@ -244,7 +295,9 @@ def run_training(settings: Settings, profile: Profile, sources: DataSources, run
     started = time.perf_counter()
     text_splits = load_text_splits(sources, profile, seed)
     ml_splits = load_interaction_splits(sources, profile, seed)
-    logger.warning("data loaded", extra={**text_splits.sizes(), **{f"interactions_{k}": v for k, v in ml_splits.sizes().items()}})
+    logger.warning(
+        "data loaded", extra={**text_splits.sizes(), **{f"interactions_{k}": v for k, v in ml_splits.sizes().items()}}
+    )
     tokenizer = load_tokenizer(encoder_dir, collapse_links=profile.collapse_links)
     model = MultiTaskTextModel.from_pretrained_encoder(encoder_dir)
     setup_seconds = time.perf_counter() - started
@@ -252,18 +305,36 @@ def run_training(settings: Settings, profile: Profile, sources: DataSources, run
     text_seconds = time.perf_counter() - started
 
     item_embeddings = predict_texts(
-        model, tokenizer, ml_splits.items["text"].tolist(), model.config.max_length_item, batch_size=128, device=device, desc="embedding items"
+        model,
+        tokenizer,
+        ml_splits.items["text"].tolist(),
+        model.config.max_length_item,
+        batch_size=128,
+        device=device,
+        desc="embedding items",
     )["embedding"]
     model.cpu()
     users, items = interaction_indices(ml_splits)
     fit, dev, refit, _ = recommender_data(ml_splits, users, items, item_embeddings)
     rec_config = RecommenderConfig(
-        n_users=len(users), n_items=len(items), embedding_dim=item_embeddings.shape[1], dim=profile.rec_dim,
+        n_users=len(users),
+        n_items=len(items),
+        embedding_dim=item_embeddings.shape[1],
+        dim=profile.rec_dim,
         global_mean=GlobalMean().fit(fit.history).mean,
     )
     recommender, rec_log = fit_recommender(
-        rec_config, fit, dev, refit, epochs=profile.rec_epochs, lr=profile.rec_lr, l2=profile.rec_l2,
-        batch_size=profile.rec_batch_size, negatives=profile.rec_negatives, patience=profile.rec_patience, seed=seed,
+        rec_config,
+        fit,
+        dev,
+        refit,
+        epochs=profile.rec_epochs,
+        lr=profile.rec_lr,
+        l2=profile.rec_l2,
+        batch_size=profile.rec_batch_size,
+        negatives=profile.rec_negatives,
+        patience=profile.rec_patience,
+        seed=seed,
     )
     history["recommender"] = rec_log
     # Epoch times come from the history so that a resumed run still reports the whole training time.

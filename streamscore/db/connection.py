@@ -27,7 +27,9 @@ def _with_ssl(url: str, settings: Settings) -> str:
 
 def admin_url(settings: Settings) -> str:
     """Owner of the schema: runs migrations. ``DATABASE_URL`` when given, else the local cluster's superuser."""
-    return _with_ssl(_normalise(settings.database_url) if settings.database_url else _local_url(settings, "streamscore"), settings)
+    return _with_ssl(
+        _normalise(settings.database_url) if settings.database_url else _local_url(settings, "streamscore"), settings
+    )
 
 
 def writer_url(settings: Settings) -> str:

@@ -11,6 +11,7 @@ from streamscore.errors import StreamscoreError
 
 logger = logging.getLogger(__name__)
 
+
 class MigrationError(StreamscoreError):
     """A migration failed (the database rolled it back); the message is PostgreSQL's."""
 

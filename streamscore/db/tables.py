@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ARRAY, BigInteger, Boolean, DateTime, Integer, MetaData, REAL, Text, func
+from sqlalchemy import ARRAY, REAL, BigInteger, Boolean, DateTime, Integer, MetaData, Text, func
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -133,7 +133,7 @@ class DeadLetter(Base):
 
 
 class EntityAlertState(Base):
-    """The surge rule's state per entity (``worker.alerts.EntityState`` as JSON)."""
+    """The surge rule's state per entity (``worker.domain.alerts.EntityState`` as JSON)."""
 
     __tablename__ = "entity_alert_state"
     entity: Mapped[str] = mapped_column(Text, primary_key=True)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from streamscore.bench.model_bench import fixed_shape_batches, op_shares, run_model_bench
-from streamscore.cli import app
+from ops.bench.model_bench import fixed_shape_batches, op_shares, run_model_bench
+from ops.cli import app
 
 
 def test_fixed_shape_batches_frame_real_tokens() -> None:
@@ -20,7 +20,9 @@ def test_fixed_shape_batches_frame_real_tokens() -> None:
 
 def test_model_bench_writes_json_markdown_and_plot(quick_run: Path, models_dir: Path, tmp_path: Path) -> None:
     texts = ["Stocks slump as yields rise", "Apple beats estimates", "Oil steady ahead of OPEC"] * 20
-    report = run_model_bench(quick_run / "checkpoint", models_dir, 2, texts, tmp_path, batch_sizes=(1, 8), seq_lengths=(64,))
+    report = run_model_bench(
+        quick_run / "checkpoint", models_dir, 2, texts, tmp_path, batch_sizes=(1, 8), seq_lengths=(64,)
+    )
     saved = json.loads((tmp_path / "model.json").read_text())
     assert saved == json.loads(json.dumps(report))
     engines = {r["engine"] for r in saved["results"]}
@@ -30,7 +32,9 @@ def test_model_bench_writes_json_markdown_and_plot(quick_run: Path, models_dir: 
     assert "| 64 | 8 |" in (tmp_path / "model.md").read_text()
     # ORT's profiler sees the fusion where every fusion runs, and none of it in the scorer's session
     fused, ours = saved["op_profile"]["all_fusions"], saved["op_profile"]["scorer"]
-    assert fused["op_shares"].get("SkipLayerNormalization", 0) > 0.02 and "SkipLayerNormalization" not in ours["op_shares"]
+    assert (
+        fused["op_shares"].get("SkipLayerNormalization", 0) > 0.02 and "SkipLayerNormalization" not in ours["op_shares"]
+    )
     assert ours["op_shares"]["LayerNormalization"] > 0 and ours["skipped_fusions"] == ["SkipLayerNormFusion"]
     assert all(abs(sum(p["op_shares"].values()) - 1) < 0.01 and p["ms_per_call"] > 0 for p in (fused, ours))
     assert "Where the int8 model's time goes" in (tmp_path / "model.md").read_text()
@@ -52,7 +56,9 @@ def test_op_shares_sum_kernel_time_by_op_type() -> None:
 def test_export_refuses_on_parity_breach_and_leaves_nothing(quick_run: Path, settings, tmp_path: Path) -> None:
     out = tmp_path / "models"
     env = {"STREAMSCORE_DATA_DIR": str(settings.data_dir)}
-    result = CliRunner().invoke(app, ["export", str(quick_run / "checkpoint"), "--out", str(out), "--atol", "1e-12"], env=env)
+    result = CliRunner().invoke(
+        app, ["export", str(quick_run / "checkpoint"), "--out", str(out), "--atol", "1e-12"], env=env
+    )
     assert result.exit_code == 2, result.output
     assert "fp32 ONNX vs PyTorch max |difference|" in result.output and "exceeds the limit 1e-12" in result.output
     assert list(out.iterdir()) == [], "a failed export leaves no bundle and no staging folder"

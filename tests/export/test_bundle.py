@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from export.validation import ValidationError, check_int8
+from export.errors import ToleranceExceeded
+from export.validation import check_int8
 from streamscore.bundle import Bundle, BundleError, content_version, current_version, point_current
 
 
@@ -41,9 +42,9 @@ def test_fp32_parity_and_int8_metrics_are_recorded(bundle: Bundle) -> None:
 def test_int8_limits_refuse_a_degraded_model() -> None:
     fp32 = {"sentiment_accuracy": 0.87, "review_rmse": 0.70, "movielens_rmse": 0.85}
     assert check_int8(fp32, {"sentiment_accuracy": 0.865, "review_rmse": 0.71, "movielens_rmse": 0.86}, 0.01, 0.02)
-    with pytest.raises(ValidationError, match="int8 sentiment accuracy drop: 0.02 exceeds the limit 0.01"):
+    with pytest.raises(ToleranceExceeded, match="int8 sentiment accuracy drop: 0.02 exceeds the limit 0.01"):
         check_int8(fp32, {"sentiment_accuracy": 0.85, "review_rmse": 0.70, "movielens_rmse": 0.85}, 0.01, 0.02)
-    with pytest.raises(ValidationError, match="MovieLens rating RMSE"):
+    with pytest.raises(ToleranceExceeded, match="MovieLens rating RMSE"):
         check_int8(fp32, {"sentiment_accuracy": 0.87, "review_rmse": 0.70, "movielens_rmse": 0.90}, 0.01, 0.02)
 
 

@@ -28,7 +28,10 @@ def brute_force_cost(lengths: list[int], max_tokens: int, call_cost: int) -> int
         if start == len(ordered):
             return 0
         fits = max(1, max_tokens // ordered[start])
-        return min((end - start) * ordered[start] + call_cost + best(end) for end in range(start + 1, min(len(ordered), start + fits) + 1))
+        return min(
+            (end - start) * ordered[start] + call_cost + best(end)
+            for end in range(start + 1, min(len(ordered), start + fits) + 1)
+        )
 
     return best(0)
 
@@ -44,7 +47,11 @@ def test_every_text_in_exactly_one_call_within_budget(lengths: list[int], max_to
 
 
 @settings(max_examples=200, deadline=None)
-@given(lengths_st.filter(lambda x: len(x) <= 12), st.integers(min_value=1, max_value=300), st.integers(min_value=0, max_value=200))
+@given(
+    lengths_st.filter(lambda x: len(x) <= 12),
+    st.integers(min_value=1, max_value=300),
+    st.integers(min_value=0, max_value=200),
+)
 def test_plan_is_optimal_and_never_worse_than_bucketing(lengths: list[int], max_tokens: int, call_cost: int) -> None:
     arr = np.array(lengths, dtype=np.int64)
     planned = cost(arr, plan_calls(arr, max_tokens, call_cost), call_cost)

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from ops.cli import app
 from streamscore.bundle import Bundle
-from streamscore.cli import app
 from streamscore.scorer import Scorer
 
 
@@ -22,16 +22,26 @@ def scorer(bundle: Bundle) -> Scorer:
 def test_provider_report_is_what_the_session_uses(scorer: Scorer) -> None:
     assert scorer.providers == scorer.text_session.get_providers()
     assert scorer.providers[0] == "CPUExecutionProvider"  # no GPU here, whatever onnxruntime-gpu lists
-    assert scorer.describe() == {"version": scorer.version, "variant": "int8", "providers": scorer.providers, "tokens_per_call": 2048,
-                                  "call_plan": "least-cost", "call_cost_tokens": 64, "skipped_fusions": ["SkipLayerNormFusion"],
-                                  "collapses_links": True}
+    assert scorer.describe() == {
+        "version": scorer.version,
+        "variant": "int8",
+        "providers": scorer.providers,
+        "tokens_per_call": 2048,
+        "call_plan": "least-cost",
+        "call_cost_tokens": 64,
+        "skipped_fusions": ["SkipLayerNormFusion"],
+        "collapses_links": True,
+    }
 
 
 def test_links_are_collapsed_where_the_model_is_served(bundle: Bundle) -> None:
     """The bundle's tokenizer carries the trainer's link rewrite, so the served model sees what it was trained on."""
     assert bundle.manifest["text_model"]["collapses_links"] is True
     fp32 = Scorer(bundle, variant="fp32", warm_up=False)
-    linked = ["$BYND - JPMorgan reels in expectations on Beyond Meat https://t.co/bd0xbFGjkT", "Guidance cut, see WWW.EXAMPLE.COM/IR"]
+    linked = [
+        "$BYND - JPMorgan reels in expectations on Beyond Meat https://t.co/bd0xbFGjkT",
+        "Guidance cut, see WWW.EXAMPLE.COM/IR",
+    ]
     placeholder = ["$BYND - JPMorgan reels in expectations on Beyond Meat http", "Guidance cut, see http"]
     a, b = fp32.score_texts(linked, "sentiment"), fp32.score_texts(placeholder, "sentiment")
     assert a.lengths.tolist() == b.lengths.tolist()
@@ -53,7 +63,12 @@ def test_skipping_the_fusion_keeps_int8_results(bundle: Bundle, scorer: Scorer, 
 
 
 def test_outputs_are_order_preserving_and_independent_of_batching(bundle: Bundle, scorer: Scorer) -> None:
-    texts = ["Stocks slump", "markets " * 300, "Shares of $AAPL rally after earnings beat expectations by a wide margin", "ok"]
+    texts = [
+        "Stocks slump",
+        "markets " * 300,
+        "Shares of $AAPL rally after earnings beat expectations by a wide margin",
+        "ok",
+    ]
     fp32 = Scorer(bundle, variant="fp32", warm_up=False)
     together = fp32.score_texts(texts, "sentiment").outputs["sentiment_logits"]
     alone = np.vstack([fp32.score_texts([t], "sentiment").outputs["sentiment_logits"] for t in texts])
@@ -108,7 +123,10 @@ def test_score_command_good_and_bad_rows(models_dir: Path, tmp_path: Path) -> No
         '{"id": "f", "text": "Apple beats estimates"}\n'
     )
     target = tmp_path / "out.jsonl"
-    result = CliRunner().invoke(app, ["score", "--model", str(models_dir), "--task", "sentiment", "--input", str(source), "--output", str(target)])
+    result = CliRunner().invoke(
+        app,
+        ["score", "--model", str(models_dir), "--task", "sentiment", "--input", str(source), "--output", str(target)],
+    )
     assert result.exit_code == 0, result.output
     rows = [json.loads(line) for line in target.read_text().splitlines()]
     assert [r["row"] for r in rows] == [1, 2, 3, 4, 5, 6]
@@ -125,7 +143,20 @@ def test_score_command_csv_review_rating(models_dir: Path, tmp_path: Path) -> No
     source = tmp_path / "in.csv"
     source.write_text('id,text\n1,"Love it, fits well"\n2,too,many,fields\n3,Awful\n')
     target = tmp_path / "out.csv"
-    result = CliRunner().invoke(app, ["score", "--model", str(models_dir), "--task", "review-rating", "--input", str(source), "--output", str(target)])
+    result = CliRunner().invoke(
+        app,
+        [
+            "score",
+            "--model",
+            str(models_dir),
+            "--task",
+            "review-rating",
+            "--input",
+            str(source),
+            "--output",
+            str(target),
+        ],
+    )
     assert result.exit_code == 0, result.output
     lines = target.read_text().splitlines()
     assert lines[0].startswith("row,id,model_version,rating,stars")
@@ -140,6 +171,8 @@ def test_score_command_refuses_a_tampered_bundle(bundle: Bundle, tmp_path: Path)
     (copy / "model.int8.onnx").write_bytes(b"garbage")
     source = tmp_path / "in.jsonl"
     source.write_text('{"text": "x"}\n')
-    result = CliRunner().invoke(app, ["score", "--model", str(copy), "--input", str(source), "--output", str(tmp_path / "o.jsonl")])
+    result = CliRunner().invoke(
+        app, ["score", "--model", str(copy), "--input", str(source), "--output", str(tmp_path / "o.jsonl")]
+    )
     assert result.exit_code == 2
     assert "checksum mismatch for model.int8.onnx" in result.output

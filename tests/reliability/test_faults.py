@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from streamscore.replay import Scenario
+from ops.replay import Scenario
 from streamscore.settings import Settings
 from tests.reliability.conftest import Deployment
 
@@ -44,14 +44,26 @@ def reconcile(deployment: Deployment, scenario: Scenario) -> dict:
     seen = set(deployment.rows("SELECT user_id, item_id FROM click_events"))
     for user, items in deployment.rows("SELECT user_id, items FROM recommendations_latest"):
         assert not {(user, it["item_id"]) for it in items} & seen
-    return {"events": len(scenario.stream()), "news_rows": news_rows, "click_rows": click_rows, "dead_letters": sum(expected_dead.values()), "raised": len(raised)}
+    return {
+        "events": len(scenario.stream()),
+        "news_rows": news_rows,
+        "click_rows": click_rows,
+        "dead_letters": sum(expected_dead.values()),
+        "raised": len(raised),
+    }
 
 
 def redelivered(deployment: Deployment) -> int:
     total = 0
     for worker in deployment.workers:
         if worker.process.poll() is None:
-            total += int(sum(v for k, v in deployment.metrics(worker).items() if k.startswith("streamscore_events_redelivered_total")))
+            total += int(
+                sum(
+                    v
+                    for k, v in deployment.metrics(worker).items()
+                    if k.startswith("streamscore_events_redelivered_total")
+                )
+            )
     return total
 
 
@@ -90,13 +102,19 @@ def test_kill_9_one_of_two_workers_mid_stream(deployment: Deployment) -> None:
     producer.join()
     figures = reconcile(deployment, scenario)
     assert figures["news_rows"] + figures["click_rows"] + figures["dead_letters"] == figures["events"]
-    record("kill -9 one of two workers", **figures, accounted_at_kill=at_kill, recovery_s=round(time.monotonic() - killed_at, 1), redelivered=redelivered(deployment))
+    record(
+        "kill -9 one of two workers",
+        **figures,
+        accounted_at_kill=at_kill,
+        recovery_s=round(time.monotonic() - killed_at, 1),
+        redelivered=redelivered(deployment),
+    )
 
 
 def test_postgres_outage_is_retried_without_committing_offsets(deployment: Deployment, stack: Settings) -> None:
     if stack.database_url:
         pytest.skip("PostgreSQL comes from DATABASE_URL: this test stops only a cluster that `stack up` started")
-    from streamscore.stack.postgres import LocalPostgres
+    from ops.stack.postgres import LocalPostgres
 
     scenario = Scenario(news=800, clicks=1200, surge_ticker="ACME", surge_size=30, bad=True, run="pgdown")
     start(deployment, scenario, workers=1)
@@ -115,11 +133,17 @@ def test_postgres_outage_is_retried_without_committing_offsets(deployment: Deplo
     figures = reconcile(deployment, scenario)
     retries = deployment.metrics(worker)["streamscore_db_retries_total"]
     assert retries > 0 and ready_during["database_ok"] is False
-    record("PostgreSQL down for 10 s", **figures, db_retries=int(retries), catch_up_s=round(time.monotonic() - restarted, 1), redelivered=redelivered(deployment))
+    record(
+        "PostgreSQL down for 10 s",
+        **figures,
+        db_retries=int(retries),
+        catch_up_s=round(time.monotonic() - restarted, 1),
+        redelivered=redelivered(deployment),
+    )
 
 
 def test_kafka_broker_restart_mid_stream(deployment: Deployment, stack: Settings) -> None:
-    from streamscore.stack.kafka import KafkaBroker
+    from ops.stack.kafka import KafkaBroker
 
     scenario = Scenario(news=600, clicks=1200, surge_ticker="ACME", surge_size=30, bad=True, run="kafkarestart")
     start(deployment, scenario, workers=2)
@@ -137,11 +161,18 @@ def test_kafka_broker_restart_mid_stream(deployment: Deployment, stack: Settings
     deployment.produce(stream[half:])
     figures = reconcile(deployment, scenario)
     assert all(w.process.poll() is None for w in deployment.workers), "a worker died with the broker"
-    record("Kafka broker restart", **figures, catch_up_s=round(time.monotonic() - restarted, 1), redelivered=redelivered(deployment))
+    record(
+        "Kafka broker restart",
+        **figures,
+        catch_up_s=round(time.monotonic() - restarted, 1),
+        redelivered=redelivered(deployment),
+    )
 
 
 def test_third_worker_joins_and_leaves(deployment: Deployment) -> None:
-    scenario = Scenario(news=1000, clicks=3000, cold_users=3, surge_ticker="ACME", surge_size=30, bad=True, run="rebalance")
+    scenario = Scenario(
+        news=1000, clicks=3000, cold_users=3, surge_ticker="ACME", surge_size=30, bad=True, run="rebalance"
+    )
     start(deployment, scenario, workers=2)
     producer = produce_in_background(deployment, scenario)
     wait_fraction(deployment, scenario.expected_accounted(), 0.2)
@@ -152,6 +183,11 @@ def test_third_worker_joins_and_leaves(deployment: Deployment) -> None:
     figures = reconcile(deployment, scenario)
     # profiles stayed right: each user's latest recommendation was triggered by their last click
     latest = dict(deployment.rows("SELECT user_id, trigger_event_id FROM recommendations_latest"))
-    last_click = dict(deployment.rows("SELECT DISTINCT ON (user_id) user_id, event_id FROM click_events ORDER BY user_id, event_ts DESC, event_id DESC"))
+    last_click = dict(
+        deployment.rows(
+            "SELECT DISTINCT ON (user_id) user_id, event_id FROM click_events ORDER BY user_id, event_ts DESC, "
+            "event_id DESC"
+        )
+    )
     assert latest == last_click
     record("third worker joins and leaves", **figures, redelivered=redelivered(deployment))

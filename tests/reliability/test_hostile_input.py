@@ -1,5 +1,5 @@
 """Hostile input through a real worker: a fixed corpus and seeded random mutations. Every record must end as
-exactly what the pure edge (:func:`worker.intake.decode`) says — a result row or a dead letter with its
+exactly what the pure edge (:func:`worker.domain.intake.decode`) says — a result row or a dead letter with its
 code — and the worker must still be serving afterwards."""
 
 from __future__ import annotations
@@ -7,29 +7,35 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
+from ops.replay import Produced, Scenario
 from streamscore.events import ClickEvent, NewsEvent
-from streamscore.replay import Produced, Scenario
 from tests.reliability.conftest import Deployment
-from worker.intake import Accepted, Record, decode
+from worker.domain.intake import Accepted, Record, decode
 
 SQL_INJECTION = "Robert'); DROP TABLE news_sentiment;-- $ACME \" OR 1=1 --"
 
 
 def fixed_corpus(news: str, clicks: str, known_item: str) -> list[tuple[str, bytes]]:
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     dump = lambda obj: json.dumps(obj).encode()  # noqa: E731
     ok = {"id": "h-ok", "ts": now.isoformat(), "headline": "$ACME beats estimates"}
     return [
-        (news, b"{"), (news, b"\xc3\x28 invalid utf-8"), (news, b"null"), (news, b"[]"), (news, b"123"), (news, b""),
+        (news, b"{"),
+        (news, b"\xc3\x28 invalid utf-8"),
+        (news, b"null"),
+        (news, b"[]"),
+        (news, b"123"),
+        (news, b""),
         (news, dump({**ok, "id": "h-missing"} | {"headline": None})),
         (news, dump({"id": "h-no-ts", "headline": "x"})),
         (news, dump({**ok, "id": "h-extra", "extra": {"nested": [1, 2, 3]}, "another": True})),  # extra fields: fine
         (news, dump({**ok, "id": "h-empty", "headline": ""})),
         (news, dump({**ok, "id": ""})),
         (news, dump({**ok, "id": "h-1mb", "headline": "x" * 900_000})),  # just under Kafka's 1 MB record limit
-        (news, b'{"id": "h-nan", "ts": NaN, "headline": "x"}'), (news, b'{"id": "h-inf", "ts": 1, "headline": "x", "score": Infinity}'),
+        (news, b'{"id": "h-nan", "ts": NaN, "headline": "x"}'),
+        (news, b'{"id": "h-inf", "ts": 1, "headline": "x", "score": Infinity}'),
         (news, dump({**ok, "id": "h-huge-array", "tickers": ["T"] * 10_000})),
         (news, dump({**ok, "id": "h-sql", "headline": SQL_INJECTION, "source": "'; DELETE FROM alerts; --"})),
         (news, dump({**ok, "id": "h-old", "ts": "1999-12-31T23:59:59Z"})),  # out of order / late: accepted
@@ -39,7 +45,8 @@ def fixed_corpus(news: str, clicks: str, known_item: str) -> list[tuple[str, byt
         (news, dump({**ok, "id": "h-nul", "headline": "a\u0000b"})),
         (news, b'{"id": "h-surrogate", "ts": 1, "headline": "\\ud800"}'),
         (news, b"[" * 5000 + b"]" * 5000),
-        (news, dump({**ok, "id": "h-dup"})), (news, dump({**ok, "id": "h-dup", "headline": "same id again"})),
+        (news, dump({**ok, "id": "h-dup"})),
+        (news, dump({**ok, "id": "h-dup", "headline": "same id again"})),
         (clicks, dump({"event_id": "hc-unknown", "user_id": "u1", "item_id": "no-such-item", "ts": 1})),
         (clicks, dump({"event_id": "hc-rating", "user_id": "u1", "item_id": known_item, "ts": 1, "rating": 11})),
         (clicks, dump({"event_id": "hc-action", "user_id": "u1", "item_id": known_item, "ts": 1, "action": "steal"})),
@@ -55,7 +62,12 @@ def mutations(news: str, seed: int, n: int) -> list[tuple[str, bytes]]:
     values = [None, True, 0, -1, 1e308, [], {}, [1, [2, [3]]], "", "x" * 25_000, *weird]
     out = []
     for i in range(n):
-        event = {"id": f"m-{seed}-{i}", "ts": 1_700_000_000_000 + i, "headline": f"$M{i % 7} headline {rng.choice(weird)}", "tickers": [f"M{i % 7}"]}
+        event = {
+            "id": f"m-{seed}-{i}",
+            "ts": 1_700_000_000_000 + i,
+            "headline": f"$M{i % 7} headline {rng.choice(weird)}",
+            "tickers": [f"M{i % 7}"],
+        }
         action = rng.randrange(5)
         if action == 0:
             event.pop(rng.choice(list(event)))
@@ -99,7 +111,9 @@ def test_hostile_input_is_dead_lettered_by_policy_and_never_crashes(deployment: 
     deployment.produce(scenario.catalog())
     deployment.wait_items(len(scenario.catalog()))
     known = scenario.catalog()[0].key
-    corpus = fixed_corpus(deployment.topics.news, deployment.topics.clicks, known) + mutations(deployment.topics.news, seed=7, n=300)
+    corpus = fixed_corpus(deployment.topics.news, deployment.topics.clicks, known) + mutations(
+        deployment.topics.news, seed=7, n=300
+    )
     # one partition's order decides which duplicate is first, so all go through one key per topic
     deployment.produce([Produced(topic, "hostile", value) for topic, value in corpus])
     expected = expected_outcomes(corpus, deployment.topics)

@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from streamscore.bench.soak import Sample, run_soak, summarise
+from ops.bench.soak import Sample, run_soak, summarise
 from streamscore.settings import Settings
 
 
 def test_summary_measures_growth_after_warm_up_and_backlog() -> None:
-    samples = [Sample(t, 100.0 if t < 4 else 200.0 + t, produced=10 * t, processed=10 * t - (5 if t > 14 else 1)) for t in range(20)]
+    samples = [
+        Sample(t, 100.0 if t < 4 else 200.0 + t, produced=10 * t, processed=10 * t - (5 if t > 14 else 1))
+        for t in range(20)
+    ]
     summary = summarise(samples)
     assert summary["rss_after_warmup_mb"] == 206.0 and summary["rss_end_mb"] == 218.0
     assert abs(summary["memory_growth"] - 12 / 206) < 1e-3

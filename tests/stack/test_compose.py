@@ -13,9 +13,9 @@ import pytest
 import typer
 import yaml
 
-from streamscore.cli import app
+from ops.cli import app
+from ops.stack.kafka import kafka_version
 from streamscore.settings import REPO_ROOT
-from streamscore.stack.kafka import kafka_version
 
 SPEC = REPO_ROOT.parent / "shared" / "schemas" / "compose-spec.json"
 
@@ -35,7 +35,11 @@ def _cli_invocations(command: list[str] | str) -> list[list[str]]:
     """Every ``streamscore …`` in a service command, shell one-liners included."""
     parts = command if isinstance(command, list) else shlex.split(command)
     if parts[:2] == ["sh", "-c"]:
-        return [shlex.split(_defaults(chunk)) for chunk in re.split(r"&&|;", parts[2]) if chunk.strip().startswith("streamscore")]
+        return [
+            shlex.split(_defaults(chunk))
+            for chunk in re.split(r"&&|;", parts[2])
+            if chunk.strip().startswith("streamscore")
+        ]
     return [[_defaults(p) for p in parts]] if parts and parts[0] == "streamscore" else []
 
 
@@ -55,7 +59,9 @@ def _parse(args: list[str]) -> None:
 
 def test_compose_file_matches_the_compose_specification(compose: dict) -> None:
     schema = json.loads(SPEC.read_text())
-    errors = [f"{'/'.join(map(str, e.path))}: {e.message}" for e in jsonschema.Draft7Validator(schema).iter_errors(compose)]
+    errors = [
+        f"{'/'.join(map(str, e.path))}: {e.message}" for e in jsonschema.Draft7Validator(schema).iter_errors(compose)
+    ]
     assert errors == []
     broken = {**compose, "services": {"worker": {**compose["services"]["worker"], "comand": ["typo"]}}}
     assert any(True for _ in jsonschema.Draft7Validator(schema).iter_errors(broken))  # the schema does catch mistakes
@@ -63,7 +69,7 @@ def test_compose_file_matches_the_compose_specification(compose: dict) -> None:
 
 def test_every_command_is_a_valid_cli_invocation(compose: dict) -> None:
     found = 0
-    for name, service in compose["services"].items():
+    for service in compose["services"].values():
         for args in _cli_invocations(service.get("command", [])):
             _parse(args[1:])
             found += 1
@@ -119,4 +125,6 @@ def test_required_variables_are_listed_in_env_example() -> None:
     example = (REPO_ROOT / ".env.example").read_text()
     listed = set(re.findall(r"^#?\s*([A-Z_]+)=", example, re.M))
     assert required and required <= listed
-    assert not re.search(r"^(POSTGRES_PASSWORD|STREAMSCORE_\w+_PASSWORD)=\S", example, re.M), "no secrets in .env.example"
+    assert not re.search(r"^(POSTGRES_PASSWORD|STREAMSCORE_\w+_PASSWORD)=\S", example, re.M), (
+        "no secrets in .env.example"
+    )

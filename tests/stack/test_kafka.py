@@ -9,8 +9,8 @@ from aiokafka import AIOKafkaConsumer
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType
 
+from ops.stack.kafka import broker_ready, kafka_version
 from streamscore.settings import Settings
-from streamscore.stack.kafka import broker_ready, kafka_version
 from streamscore.topics import Topics, TopicSpec, create_topics
 
 
@@ -46,7 +46,9 @@ def test_kafka_python_produces_and_aiokafka_consumes(stack: Settings, topic_pref
     producer.close()
 
     async def consume() -> list[int]:
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=stack.kafka_bootstrap, auto_offset_reset="earliest", group_id=f"{topic_prefix}g")
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=stack.kafka_bootstrap, auto_offset_reset="earliest", group_id=f"{topic_prefix}g"
+        )
         await consumer.start()
         seen: list[int] = []
         try:

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from streamscore.stack.processes import StackState, cmdline, pid_alive, stop_pid
+from ops.stack.processes import StackState, cmdline, pid_alive, stop_pid
 
 
 def test_stop_pid_stops_only_a_matching_process(tmp_path: Path) -> None:

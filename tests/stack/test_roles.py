@@ -11,7 +11,8 @@ from streamscore.db.tables import VIEWS
 from tests.stack.conftest import Schema
 
 NEWS = (
-    "INSERT INTO news_sentiment (news_id, event_ts, headline, entities, label, p_negative, p_neutral, p_positive, model_version) "
+    "INSERT INTO news_sentiment (news_id, event_ts, headline, entities, label, p_negative, p_neutral, p_positive, "
+    "model_version) "
     "VALUES ('n1', now(), 'TSLA falls', ARRAY['TSLA'], 'negative', 0.9, 0.05, 0.05, 'v1') "
     "ON CONFLICT (news_id) DO UPDATE SET label = EXCLUDED.label"
 )
@@ -59,8 +60,10 @@ def test_reader_reads_every_view(pg_schema: Schema) -> None:
     [
         "SELECT * FROM news_sentiment",
         "SELECT * FROM dead_letters",
-        "INSERT INTO alerts (alert_id, status, entity, window_start, window_end, negative_count, total_count, negative_share, "
-        "baseline_share, score, model_version, event_ts) VALUES ('a', 'raised', 'X', now(), now(), 1, 1, 1, 0, 1, 'v', now())",
+        "INSERT INTO alerts (alert_id, status, entity, window_start, window_end, negative_count, total_count, "
+        "negative_share, "
+        "baseline_share, score, model_version, event_ts) VALUES ('a', 'raised', 'X', now(), now(), 1, 1, 1, 0, 1, "
+        "'v', now())",
         "CREATE TABLE evil (x int)",
     ],
 )

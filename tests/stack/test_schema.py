@@ -33,8 +33,12 @@ def test_sqlalchemy_tables_match_the_migrated_schema(pg_schema: Schema) -> None:
         assert set(reflected) == set(declared), f"{name}: columns differ"
         for column_name, column in declared.items():
             db = reflected[column_name]
-            assert _type_name(column.type) == _type_name(db["type"]), f"{name}.{column_name}: {column.type} vs {db['type']}"
+            assert _type_name(column.type) == _type_name(db["type"]), (
+                f"{name}.{column_name}: {column.type} vs {db['type']}"
+            )
             assert column.nullable == db["nullable"], f"{name}.{column_name}: nullability differs"
-            assert (column.server_default is not None) == (db["default"] is not None), f"{name}.{column_name}: default differs"
+            assert (column.server_default is not None) == (db["default"] is not None), (
+                f"{name}.{column_name}: default differs"
+            )
         primary = inspector.get_pk_constraint(name, schema=pg_schema.name)["constrained_columns"]
         assert primary == [c.name for c in table.primary_key.columns], f"{name}: primary key differs"

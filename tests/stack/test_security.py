@@ -9,8 +9,9 @@ import pytest
 from pydantic import ValidationError
 
 from streamscore.db.connection import admin_url, reader_url, writer_url
-from streamscore.security import faust_credentials, kafka_python_options, postgres_query
+from streamscore.security import kafka_python_options, postgres_query
 from streamscore.settings import Settings
+from worker.runtime import faust_credentials
 
 
 def make(**env: object) -> Settings:
@@ -24,12 +25,25 @@ def test_plaintext_is_the_default_and_adds_nothing() -> None:
 
 
 def test_sasl_ssl_reaches_kafka_python_and_faust(tmp_path: Path) -> None:
-    settings = make(kafka_security_protocol="SASL_SSL", kafka_sasl_mechanism="SCRAM-SHA-512", kafka_sasl_username="svc", kafka_sasl_password="s3cret")
+    settings = make(
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_mechanism="SCRAM-SHA-512",
+        kafka_sasl_username="svc",
+        kafka_sasl_password="s3cret",
+    )
     options = kafka_python_options(settings)
     assert options["security_protocol"] == "SASL_SSL" and options["sasl_mechanism"] == "SCRAM-SHA-512"
-    assert options["sasl_plain_username"] == "svc" and options["sasl_plain_password"] == "s3cret" and options["ssl_check_hostname"] is True
+    assert (
+        options["sasl_plain_username"] == "svc"
+        and options["sasl_plain_password"] == "s3cret"
+        and options["ssl_check_hostname"] is True
+    )
     credentials = faust_credentials(settings)
-    assert credentials.username == "svc" and credentials.password == "s3cret" and isinstance(credentials.ssl_context, ssl.SSLContext)
+    assert (
+        credentials.username == "svc"
+        and credentials.password == "s3cret"
+        and isinstance(credentials.ssl_context, ssl.SSLContext)
+    )
     assert "s3cret" not in repr(settings)  # SecretStr: never printed or logged
 
 
@@ -39,9 +53,16 @@ def test_sasl_without_credentials_is_a_configuration_error() -> None:
 
 
 def test_postgres_ssl_is_added_to_every_role_url() -> None:
-    settings = make(pg_sslmode="verify-full", pg_sslrootcert="/etc/ssl/pg-ca.pem", database_url="postgres://admin:pw@db.example:5432/app",
-                    writer_database_url="postgresql://w:pw@db.example/app", reader_database_url="postgresql://r:pw@db.example/app?sslmode=require")
-    assert "sslmode=verify-full" in admin_url(settings) and "sslrootcert=%2Fetc%2Fssl%2Fpg-ca.pem" in writer_url(settings)
+    settings = make(
+        pg_sslmode="verify-full",
+        pg_sslrootcert="/etc/ssl/pg-ca.pem",
+        database_url="postgres://admin:pw@db.example:5432/app",
+        writer_database_url="postgresql://w:pw@db.example/app",
+        reader_database_url="postgresql://r:pw@db.example/app?sslmode=require",
+    )
+    assert "sslmode=verify-full" in admin_url(settings) and "sslrootcert=%2Fetc%2Fssl%2Fpg-ca.pem" in writer_url(
+        settings
+    )
     assert "sslmode=require" in reader_url(settings)  # a URL's own choice wins over the default
     assert admin_url(make()).endswith("/streamscore")  # nothing added when not configured
 
@@ -50,4 +71,7 @@ def test_secrets_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("STREAMSCORE_KAFKA_SASL_PASSWORD", "from-env")
     monkeypatch.setenv("STREAMSCORE_WRITER_PASSWORD", "pw-env")
     settings = make()
-    assert settings.kafka_sasl_password.get_secret_value() == "from-env" and settings.writer_password.get_secret_value() == "pw-env"
+    assert (
+        settings.kafka_sasl_password.get_secret_value() == "from-env"
+        and settings.writer_password.get_secret_value() == "pw-env"
+    )

@@ -1,5 +1,5 @@
 """A private deployment per test: unique topics and consumer group, a fresh schema, its own models folder,
-and real worker processes (``python -m streamscore worker``) against the session's Kafka and PostgreSQL."""
+and real worker processes (``python -m ops worker``) against the session's Kafka and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -16,11 +16,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
+from ops.dashboard import Snapshot, snapshot
+from ops.demo import WorkerProcess
+from ops.replay import Produced, produce
 from streamscore.bundle import CURRENT, point_current
 from streamscore.db.connection import make_engine
-from streamscore.db.dashboard import Snapshot, snapshot
-from streamscore.demo import WorkerProcess
-from streamscore.replay import Produced, produce
 from streamscore.settings import Settings
 from streamscore.topics import Topics, create_topics
 from tests.conftest import Schema
@@ -65,7 +65,9 @@ class Deployment:
         snap = self.snapshot()
         while snap.accounted < expected and time.monotonic() < deadline:
             for worker in self.workers:
-                assert worker.process.poll() is None or worker.process.returncode in (0, -9, -15), worker.log.read_text()[-3000:]
+                assert worker.process.poll() is None or worker.process.returncode in (0, -9, -15), (
+                    worker.log.read_text()[-3000:]
+                )
             time.sleep(0.5)
             snap = self.snapshot()
         assert snap.accounted == expected, f"accounted {snap.accounted} of {expected}: {snap}"
@@ -116,8 +118,12 @@ class Deployment:
         from kafka import KafkaConsumer
 
         consumer = KafkaConsumer(
-            topic, bootstrap_servers=self.settings.kafka_bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
-            consumer_timeout_ms=int(timeout_s * 1000), group_id=None,
+            topic,
+            bootstrap_servers=self.settings.kafka_bootstrap,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+            consumer_timeout_ms=int(timeout_s * 1000),
+            group_id=None,
         )
         try:
             return [m.value for m in consumer]
@@ -126,7 +132,9 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(stack: Settings, pg_schema: Schema, topic_prefix: str, models_dir: Path, tmp_path: Path) -> Iterator[Deployment]:
+def deployment(
+    stack: Settings, pg_schema: Schema, topic_prefix: str, models_dir: Path, tmp_path: Path
+) -> Iterator[Deployment]:
     models = tmp_path / "models"
     models.mkdir()
     source = (models_dir / CURRENT).resolve()
@@ -147,7 +155,16 @@ def deployment(stack: Settings, pg_schema: Schema, topic_prefix: str, models_dir
         "STREAMSCORE_WORKER_THREADS": "1",
         "STREAMSCORE_LOG_LEVEL": "INFO",
     }
-    dep = Deployment(settings, pg_schema, topics, models, env, tmp_path / "logs", admin=make_engine(pg_schema.admin), reader=make_engine(pg_schema.reader))
+    dep = Deployment(
+        settings,
+        pg_schema,
+        topics,
+        models,
+        env,
+        tmp_path / "logs",
+        admin=make_engine(pg_schema.admin),
+        reader=make_engine(pg_schema.reader),
+    )
     yield dep
     for worker in dep.workers:
         worker.stop()

@@ -6,9 +6,9 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from streamscore.replay import Scenario, _interleave, Produced
-from streamscore.topics import Topics
+from ops.replay import Produced, Scenario, _interleave
 from streamscore.settings import Settings
+from streamscore.topics import Topics
 
 TOPICS = Topics.from_settings(Settings(_env_file=None, topic_prefix="x."))
 
@@ -34,7 +34,12 @@ def test_scenario_orders_keys_and_expectations(data_dir: Path) -> None:
 def test_a_second_run_gives_new_ids(data_dir: Path) -> None:
     a = Scenario(news=5, clicks=5, run="a").build(data_dir, TOPICS)
     b = Scenario(news=5, clicks=5, run="b").build(data_dir, TOPICS)
-    ids = lambda rs: {json.loads(r.value).get("id") or json.loads(r.value).get("event_id") for r in rs if r.topic != TOPICS.items}
+
+    def ids(rs: list) -> set:
+        return {
+            json.loads(r.value).get("id") or json.loads(r.value).get("event_id") for r in rs if r.topic != TOPICS.items
+        }
+
     assert not ids(a) & ids(b)
 
 

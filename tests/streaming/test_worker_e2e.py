@@ -6,8 +6,8 @@ import json
 import shutil
 from collections import Counter
 
+from ops.replay import Scenario
 from streamscore.bundle import CURRENT, write_manifest
-from streamscore.replay import Scenario
 from tests.streaming.conftest import Deployment
 
 
@@ -25,8 +25,14 @@ def test_replay_two_workers_reconcile_alert_once_and_recommend_unseen(deployment
     snap = deployment.wait_accounted(scenario.expected_accounted())
 
     ok = Counter(r.topic for r in records if r.expect == "ok")
-    assert snap.processed["news"] == ok[deployment.topics.news] == deployment.scalar("SELECT count(*) FROM news_sentiment")
-    assert snap.processed["clicks"] == ok[deployment.topics.clicks] == deployment.scalar("SELECT count(*) FROM click_events")
+    assert (
+        snap.processed["news"] == ok[deployment.topics.news] == deployment.scalar("SELECT count(*) FROM news_sentiment")
+    )
+    assert (
+        snap.processed["clicks"]
+        == ok[deployment.topics.clicks]
+        == deployment.scalar("SELECT count(*) FROM click_events")
+    )
     expected_codes = Counter(r.expect for r in records if r.expect != "ok")
     assert snap.dead_letters == dict(expected_codes)
 
@@ -44,7 +50,9 @@ def test_replay_two_workers_reconcile_alert_once_and_recommend_unseen(deployment
         assert len(items) == deployment.settings.recommend_k
         assert not {(user, it["item_id"]) for it in items} & seen, f"user {user} was recommended an item they saw"
         assert cold == (user not in known_users and clicks_per_user[user] < deployment.settings.cold_start_min_history)
-    assert any(cold for _, _, cold in latest if _ is not None) and any(user.startswith("new-user-") for user, _, cold in latest if cold)
+    assert any(cold for _, _, cold in latest if _ is not None) and any(
+        user.startswith("new-user-") for user, _, cold in latest if cold
+    )
 
     # both workers took part, and the output topics carry what PostgreSQL holds
     for worker in (first, second):
@@ -97,7 +105,9 @@ def _variant_of(deployment: Deployment, tamper: bool) -> str:
 
 def test_hot_reload_swaps_version_refuses_tampered_and_loses_nothing(deployment: Deployment) -> None:
     scenario = Scenario(news=240, clicks=0, run="reload")
-    news = [r for r in scenario.build(deployment.settings.data_dir, deployment.topics) if r.topic == deployment.topics.news]
+    news = [
+        r for r in scenario.build(deployment.settings.data_dir, deployment.topics) if r.topic == deployment.topics.news
+    ]
     worker = deployment.start_worker()
     old = deployment.ready(worker)["model_version"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainer.batching import collate, length_grouped_batches, sequential_batches
+from trainer.text_batches import collate, length_grouped_batches, sequential_batches
 
 
 def test_every_index_lands_in_exactly_one_batch() -> None:

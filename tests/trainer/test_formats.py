@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from streamscore.errors import DataFormatError
 from trainer.data.formats import (
     load_interactions_file,
     load_items_file,
@@ -18,6 +17,7 @@ from trainer.data.formats import (
     load_sentiment_file,
     parse_timestamp,
 )
+from trainer.errors import DataFormatError
 
 
 def write(path: Path, text: str) -> Path:
@@ -26,7 +26,9 @@ def write(path: Path, text: str) -> Path:
 
 
 def test_sentiment_csv_accepts_names_and_indices(tmp_path: Path) -> None:
-    path = write(tmp_path / "s.csv", 'text,label,extra\n"Stocks fall, again",negative,x\nFlat day,1,y\nRally!,POSITIVE,z\n')
+    path = write(
+        tmp_path / "s.csv", 'text,label,extra\n"Stocks fall, again",negative,x\nFlat day,1,y\nRally!,POSITIVE,z\n'
+    )
     data = load_sentiment_file(path)
     assert data.texts == ["Stocks fall, again", "Flat day", "Rally!"]
     assert data.labels.tolist() == [0, 1, 2]
@@ -35,7 +37,9 @@ def test_sentiment_csv_accepts_names_and_indices(tmp_path: Path) -> None:
 def test_sentiment_jsonl_and_gzip(tmp_path: Path) -> None:
     path = tmp_path / "s.jsonl.gz"
     with gzip.open(path, "wt", encoding="utf-8") as handle:
-        handle.write(json.dumps({"text": "up", "label": "positive"}) + "\n\n" + json.dumps({"text": "down", "label": 0}) + "\n")
+        handle.write(
+            json.dumps({"text": "up", "label": "positive"}) + "\n\n" + json.dumps({"text": "down", "label": 0}) + "\n"
+        )
     data = load_sentiment_file(path)
     assert data.labels.tolist() == [2, 0]
 
@@ -46,7 +50,11 @@ def test_bad_label_names_row_and_column(tmp_path: Path) -> None:
         load_sentiment_file(path)
     err = info.value
     assert (err.row, err.column) == (2, "label")
-    assert "s.csv, row 2, column 'label'" in str(err) and "negative, neutral, positive" in str(err) and "'bullish'" in str(err)
+    assert (
+        "s.csv, row 2, column 'label'" in str(err)
+        and "negative, neutral, positive" in str(err)
+        and "'bullish'" in str(err)
+    )
 
 
 def test_missing_column_is_reported_on_the_header(tmp_path: Path) -> None:

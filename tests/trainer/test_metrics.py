@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from trainer.metrics import classification_report, confusion_matrix, ranking_report, regression_report
+from trainer.eval_metrics import classification_report, confusion_matrix, ranking_report, regression_report
 
 
 def test_classification_report_by_hand() -> None:

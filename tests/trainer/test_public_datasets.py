@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from streamscore.errors import ConfigurationError
+from streamscore.events import item_text
 from trainer.data.clothing_reviews import load_clothing_reviews, review_text
 from trainer.data.financial_news import load_financial_news
-from streamscore.events import item_text
 from trainer.data.movielens import load_movielens
 
 

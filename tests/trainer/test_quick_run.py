@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from typer.testing import CliRunner
 
-from streamscore.cli import app
+from ops.cli import app
 from streamscore.settings import Settings
 from trainer.checkpoint import load_checkpoint
 from trainer.evaluation import evaluate_checkpoint
@@ -18,7 +18,15 @@ from trainer.report import PLOTS
 
 def test_quick_run_writes_checkpoint_and_report(quick_run: Path) -> None:
     ckpt = quick_run / "checkpoint"
-    for name in ("config.json", "model.safetensors", "recommender.safetensors", "ids.json", "items.jsonl", "tokenizer.json", "history.json"):
+    for name in (
+        "config.json",
+        "model.safetensors",
+        "recommender.safetensors",
+        "ids.json",
+        "items.jsonl",
+        "tokenizer.json",
+        "history.json",
+    ):
         assert (ckpt / name).is_file(), name
     assert not list(ckpt.glob("*.pt")) and not list(ckpt.glob("*.bin")), "checkpoints hold no pickles"
     report = quick_run / "report"
@@ -32,7 +40,10 @@ def test_quick_run_writes_checkpoint_and_report(quick_run: Path) -> None:
     assert "links collapsed" in text and json.loads((report / "metrics.json").read_text())["collapses_links"] is True
     assert json.loads((ckpt / "config.json").read_text())["profile"]["collapse_links"] is True
     reloaded = load_checkpoint(ckpt).tokenizer
-    assert reloaded.convert_ids_to_tokens(reloaded("Shares fall https://t.co/bd0xbFGjkT")["input_ids"])[-2:] == ["http", "[SEP]"]
+    assert reloaded.convert_ids_to_tokens(reloaded("Shares fall https://t.co/bd0xbFGjkT")["input_ids"])[-2:] == [
+        "http",
+        "[SEP]",
+    ]
 
 
 def test_quick_metrics_beat_trivial_baselines(quick_run: Path) -> None:
@@ -61,7 +72,9 @@ def test_reloaded_checkpoint_reproduces_metrics_and_scores_cold_items(quick_run:
 
 def test_evaluate_command_rewrites_the_report(quick_run: Path, settings: Settings, tmp_path: Path) -> None:
     env = {"STREAMSCORE_DATA_DIR": str(settings.data_dir)}
-    result = CliRunner().invoke(app, ["evaluate", str(quick_run / "checkpoint"), "--out", str(tmp_path / "r")], env=env, catch_exceptions=False)
+    result = CliRunner().invoke(
+        app, ["evaluate", str(quick_run / "checkpoint"), "--out", str(tmp_path / "r")], env=env, catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     assert "movielens top-10" in result.output
     assert json.loads((tmp_path / "r" / "metrics.json").read_text())["profile"] == "quick"
@@ -72,7 +85,9 @@ def test_resume_continues_after_the_last_finished_epoch(quick_run: Path, setting
     saved = torch.load(state, map_location="cpu", weights_only=False)
     assert saved["epoch"] == 1 and saved["history"]["epochs"][0]["epoch"] == 1
     env = {"STREAMSCORE_DATA_DIR": str(settings.data_dir)}
-    result = CliRunner().invoke(app, ["train", "--profile", "quick", "--out", str(quick_run), "--resume"], env=env, catch_exceptions=False)
+    result = CliRunner().invoke(
+        app, ["train", "--profile", "quick", "--out", str(quick_run), "--resume"], env=env, catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     history = json.loads((quick_run / "checkpoint" / "history.json").read_text())
     assert [e["epoch"] for e in history["epochs"]] == [1], "no epoch was trained twice"

@@ -66,11 +66,20 @@ def test_fitted_head_beats_bias_and_scores_cold_items() -> None:
     n = len(users)
     fit, dev = RecommenderData(tr, tr, table, n), RecommenderData(tr, dv, table, n)
     refit, test = RecommenderData(tr.concat(dv), dv, table, n), RecommenderData(tr.concat(dv), te, table, n)
-    config = RecommenderConfig(n_users=n, n_items=len(items), embedding_dim=emb.shape[1], dim=8, global_mean=float(tr.ratings.mean()))
-    model, log = fit_recommender(config, fit, dev, refit, epochs=30, lr=1e-2, l2=0.01, batch_size=128, negatives=32, patience=4, seed=0)
+    config = RecommenderConfig(
+        n_users=n, n_items=len(items), embedding_dim=emb.shape[1], dim=8, global_mean=float(tr.ratings.mean())
+    )
+    model, log = fit_recommender(
+        config, fit, dev, refit, epochs=30, lr=1e-2, l2=0.01, batch_size=128, negatives=32, patience=4, seed=0
+    )
     profiles = test.profiles()
     with torch.no_grad():
-        pred = model.predict_rating(torch.from_numpy(te.users), torch.from_numpy(profiles[te.users]), torch.from_numpy(te.items), torch.from_numpy(table[te.items])).numpy()
+        pred = model.predict_rating(
+            torch.from_numpy(te.users),
+            torch.from_numpy(profiles[te.users]),
+            torch.from_numpy(te.items),
+            torch.from_numpy(table[te.items]),
+        ).numpy()
     bias = BiasBaseline(n, len(items)).fit(tr.concat(dv))
     model_rmse = np.sqrt(np.mean((pred - te.ratings) ** 2))
     bias_rmse = np.sqrt(np.mean((bias.predict(te.users, te.items) - te.ratings) ** 2))
@@ -79,7 +88,9 @@ def test_fitted_head_beats_bias_and_scores_cold_items() -> None:
 
     cold = torch.arange(len(items) - 9, len(items) + 1)  # never-rated items
     new_user = torch.zeros(len(cold), dtype=torch.long)
-    out = model(new_user, torch.from_numpy(profiles[1:2]).repeat(len(cold), 1), cold, torch.from_numpy(table[cold.numpy()]))
+    out = model(
+        new_user, torch.from_numpy(profiles[1:2]).repeat(len(cold), 1), cold, torch.from_numpy(table[cold.numpy()])
+    )
     assert torch.isfinite(out["predicted_rating"]).all() and torch.isfinite(out["score"]).all()
     assert out["predicted_rating"].std() > 0  # text alone differentiates cold items
     ranking = evaluate_ranking(model, test, profiles)
@@ -89,7 +100,10 @@ def test_fitted_head_beats_bias_and_scores_cold_items() -> None:
 def test_funk_svd_learns_low_rank_structure() -> None:
     rng = np.random.default_rng(0)
     p, q = rng.normal(size=(41, 3)), rng.normal(size=(31, 3))
-    users, items = np.repeat(np.arange(1, 41), 20), np.concatenate([rng.choice(np.arange(1, 31), 20, replace=False) for _ in range(40)])
+    users, items = (
+        np.repeat(np.arange(1, 41), 20),
+        np.concatenate([rng.choice(np.arange(1, 31), 20, replace=False) for _ in range(40)]),
+    )
     ratings = (3 + 0.5 * np.einsum("nd,nd->n", p[users], q[items])).astype(np.float32)
     data = EncodedInteractions(users, items, ratings)
     mf = FunkSVD(40, 30, factors=3, lr=0.02, reg=0.001, epochs=60, init_std=0.1).fit(data)

@@ -45,7 +45,9 @@ def test_temporal_split_has_no_leakage_per_user() -> None:
 
 
 def test_temporal_split_sizes_follow_fractions() -> None:
-    frame = pd.DataFrame({"user_id": ["u"] * 50, "item_id": [f"i{k}" for k in range(50)], "rating": 3.0, "timestamp": np.arange(50.0)})
+    frame = pd.DataFrame(
+        {"user_id": ["u"] * 50, "item_id": [f"i{k}" for k in range(50)], "rating": 3.0, "timestamp": np.arange(50.0)}
+    )
     train, dev, test = temporal_split(frame, dev_fraction=0.1, test_fraction=0.2)
     assert (len(train), len(dev), len(test)) == (35, 5, 10)
     assert test["timestamp"].min() == 40.0 and dev["timestamp"].tolist() == [35.0, 36.0, 37.0, 38.0, 39.0]

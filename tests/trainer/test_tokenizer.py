@@ -10,7 +10,13 @@ from tokenizers import Tokenizer
 from transformers import AutoTokenizer
 
 from trainer.encoder import pretrained_encoder_dir
-from trainer.tokenizer import LINK_PLACEHOLDER, add_link_normaliser, collapses_links, load_tokenizer, remove_link_normaliser
+from trainer.tokenizer import (
+    LINK_PLACEHOLDER,
+    add_link_normaliser,
+    collapses_links,
+    load_tokenizer,
+    remove_link_normaliser,
+)
 
 HEADLINE = "$BYND - JPMorgan reels in expectations on Beyond Meat https://t.co/bd0xbFGjkT"
 
@@ -34,14 +40,22 @@ def test_a_link_becomes_one_placeholder_token(tokenizer, pretrained) -> None:
     assert collapsed[-2:] == [LINK_PLACEHOLDER, "[SEP]"]
     assert len(raw) - len(collapsed) >= 10  # the short link's random path costs a dozen word pieces
     assert collapsed[:-2] == tokens(pretrained, HEADLINE.rsplit(" ", 1)[0])[:-1]
-    for text in ("read HTTP://Example.COM/a?b=1 now", "see www.example.com, then", "two https://t.co/a and http://b.c/d"):
+    for text in (
+        "read HTTP://Example.COM/a?b=1 now",
+        "see www.example.com, then",
+        "two https://t.co/a and http://b.c/d",
+    ):
         pieces = tokens(tokenizer, text)
         assert ":" not in pieces and "/" not in pieces and "example" not in pieces
         assert pieces.count(LINK_PLACEHOLDER) == text.lower().count("http") + text.lower().count("www.")
 
 
 def test_text_without_links_is_tokenized_as_before(tokenizer, pretrained) -> None:
-    for text in ("Stocks slump as Fed signals more hikes", "$AAPL: 5% up; e-mail us at ir@apple.com", "Ünïcode, ＦＵＬＬ width — and emoji 📈"):
+    for text in (
+        "Stocks slump as Fed signals more hikes",
+        "$AAPL: 5% up; e-mail us at ir@apple.com",
+        "Ünïcode, ＦＵＬＬ width — and emoji 📈",
+    ):
         assert tokenizer(text)["input_ids"] == pretrained(text)["input_ids"]
 
 

@@ -7,15 +7,20 @@ import json
 import numpy as np
 import pytest
 
-from worker.alerts import AlertRule, EntityState, baseline_share, observe, z_score
-from worker.batching import BatchPolicy, MicroBatcher, estimate_tokens
-from worker.entities import extract_entities, normalise_ticker
-from worker.ranking import popular_fallback, top_k
+from worker.domain.alerts import AlertRule, EntityState, baseline_share, observe, z_score
+from worker.domain.batch_policy import BatchPolicy, MicroBatcher, estimate_tokens
+from worker.domain.entities import extract_entities, normalise_ticker
+from worker.domain.ranking import popular_fallback, top_k
 
 
 # -- entities -------------------------------------------------------------------------------------------
 def test_entities_from_field_and_cashtags() -> None:
-    assert extract_entities(["tsla", " AAPL "], "Why $nvda and $BRK.B moved; $TSLA again", None) == ["AAPL", "BRK.B", "NVDA", "TSLA"]
+    assert extract_entities(["tsla", " AAPL "], "Why $nvda and $BRK.B moved; $TSLA again", None) == [
+        "AAPL",
+        "BRK.B",
+        "NVDA",
+        "TSLA",
+    ]
 
 
 @pytest.mark.parametrize("text", ["costs $100 now", "US$5 fee", "a$b", "price: $ 20", ""])
@@ -25,11 +30,15 @@ def test_prices_and_noise_are_not_entities(text: str) -> None:
 
 def test_ticker_normalisation_rejects_junk() -> None:
     assert normalise_ticker("$msft") == "MSFT"
-    assert normalise_ticker("DROP TABLE") is None and normalise_ticker("X" * 11) is None and normalise_ticker("") is None
+    assert (
+        normalise_ticker("DROP TABLE") is None and normalise_ticker("X" * 11) is None and normalise_ticker("") is None
+    )
 
 
 # -- alert rule -------------------------------------------------------------------------------------------
-RULE = AlertRule(window_s=600, min_count=6, ratio=2.0, min_share=0.4, z_threshold=2.5, cooldown_s=1200, update_interval_s=60)
+RULE = AlertRule(
+    window_s=600, min_count=6, ratio=2.0, min_share=0.4, z_threshold=2.5, cooldown_s=1200, update_interval_s=60
+)
 
 
 def feed(state: EntityState, items: list[tuple[float, str, bool]]) -> list:
@@ -55,7 +64,9 @@ def test_surge_raises_once_then_updates_then_resolves() -> None:
     raised = decisions[0]
     assert raised.entity == "TSLA" and raised.negative_count >= 6 and raised.negative_share >= 0.4
     assert raised.score >= RULE.z_threshold and raised.negative_share >= 2 * raised.baseline_share
-    assert {f"s{i}" for i in range(raised.negative_count - 2)} <= set(raised.evidence)  # the surge's articles are the evidence
+    assert {f"s{i}" for i in range(raised.negative_count - 2)} <= set(
+        raised.evidence
+    )  # the surge's articles are the evidence
     assert decisions[1].alert_id == raised.alert_id and decisions[1].seq == 1
     later = feed(state, calm(7200 + 700, 40, negative_every=50))
     assert [d.status for d in later] == ["resolved"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
@@ -11,9 +11,11 @@ from streamscore.events import MAX_TEXT_CHARS, ClickEvent, ItemEvent, NewsEvent,
 
 
 def test_news_accepts_iso_and_epoch_ms_and_ignores_extra_fields() -> None:
-    a = NewsEvent.model_validate({"id": "n1", "ts": "2024-05-01T12:00:00Z", "headline": " $TSLA falls ", "tickers": ["TSLA"], "x": 1})
+    a = NewsEvent.model_validate(
+        {"id": "n1", "ts": "2024-05-01T12:00:00Z", "headline": " $TSLA falls ", "tickers": ["TSLA"], "x": 1}
+    )
     b = NewsEvent.model_validate({"id": "n1", "ts": 1714564800000, "headline": "$TSLA falls"})
-    assert a.ts == b.ts == datetime(2024, 5, 1, 12, tzinfo=timezone.utc)
+    assert a.ts == b.ts == datetime(2024, 5, 1, 12, tzinfo=UTC)
     assert a.headline == "$TSLA falls" and a.text == a.headline and not hasattr(a, "x")
 
 
@@ -53,7 +55,7 @@ def test_item_requires_title() -> None:
 
 
 def test_naive_iso_is_utc_and_out_of_range_ms_is_rejected() -> None:
-    assert parse_event_time("2024-01-01T00:00:00") == datetime(2024, 1, 1, tzinfo=timezone.utc)
+    assert parse_event_time("2024-01-01T00:00:00") == datetime(2024, 1, 1, tzinfo=UTC)
     with pytest.raises(ValueError):
         parse_event_time(10**20)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
@@ -12,11 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streamscore.events import ClickEvent, DeadLetterEvent, ItemEvent, NewsEvent
-from worker.catalog import CandidateCache
-from worker.intake import PAYLOAD_KEEP_BYTES, Accepted, Record, dead_letter, decode
-from worker.ranking import top_k
+from worker.adapters.catalog import CandidateCache
+from worker.domain.intake import PAYLOAD_KEEP_BYTES, Accepted, Record, dead_letter, decode
+from worker.domain.ranking import top_k
 
-NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def rec(value: bytes | None, topic: str = "news") -> Record:
@@ -50,11 +50,23 @@ def test_bad_news_gets_its_error_code(value: bytes | None, code: str) -> None:
 
 
 def test_valid_events_pass_with_extra_fields_ignored_and_old_timestamps_kept() -> None:
-    news = decode(rec(b'{"id": "n1", "ts": "2019-03-01T10:00:00", "headline": " $TSLA up ", "extra": 1}'), NewsEvent, 86400, NOW)
+    news = decode(
+        rec(b'{"id": "n1", "ts": "2019-03-01T10:00:00", "headline": " $TSLA up ", "extra": 1}'), NewsEvent, 86400, NOW
+    )
     assert isinstance(news, Accepted) and news.event.headline == "$TSLA up" and news.event.ts.year == 2019
-    click = decode(rec(b'{"event_id": "c", "user_id": "u", "item_id": "i", "ts": 1, "rating": 4.5}', "clicks"), ClickEvent, 86400, NOW)
+    click = decode(
+        rec(b'{"event_id": "c", "user_id": "u", "item_id": "i", "ts": 1, "rating": 4.5}', "clicks"),
+        ClickEvent,
+        86400,
+        NOW,
+    )
     assert isinstance(click, Accepted) and click.event.rating == 4.5
-    item = decode(rec(b'{"item_id": "1", "title": "Heat (1995)", "genres": ["Action"], "tags": ["pacino"], "ts": 1}', "items"), ItemEvent, 86400, NOW)
+    item = decode(
+        rec(b'{"item_id": "1", "title": "Heat (1995)", "genres": ["Action"], "tags": ["pacino"], "ts": 1}', "items"),
+        ItemEvent,
+        86400,
+        NOW,
+    )
     assert isinstance(item, Accepted) and item.event.embedding_text == "Heat (1995). Genres: Action. Tags: pacino"
 
 
@@ -67,21 +79,50 @@ def test_dead_letter_payloads_survive_byte_for_byte() -> None:
     assert letter.payload_encoding == "utf-8" and letter.payload.encode() == text
     big = ("é" * PAYLOAD_KEEP_BYTES).encode()
     letter = dead_letter(rec(big), "text_too_long", "r")
-    assert letter.payload_bytes == len(big) and len(letter.payload.encode()) <= PAYLOAD_KEEP_BYTES and letter.payload_encoding == "utf-8"
+    assert (
+        letter.payload_bytes == len(big)
+        and len(letter.payload.encode()) <= PAYLOAD_KEEP_BYTES
+        and letter.payload_encoding == "utf-8"
+    )
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.one_of(st.binary(max_size=300), st.recursive(st.none() | st.booleans() | st.floats() | st.integers() | st.text(), lambda c: st.lists(c) | st.dictionaries(st.text(), c), max_leaves=20).map(lambda v: json.dumps(v).encode())))
+@given(
+    st.one_of(
+        st.binary(max_size=300),
+        st.recursive(
+            st.none() | st.booleans() | st.floats() | st.integers() | st.text(),
+            lambda c: st.lists(c) | st.dictionaries(st.text(), c),
+            max_leaves=20,
+        ).map(lambda v: json.dumps(v).encode()),
+    )
+)
 def test_any_bytes_become_an_event_or_a_dead_letter(value: bytes) -> None:
     for model in (NewsEvent, ItemEvent, ClickEvent):
         out = decode(rec(value), model, 86400, NOW)
         assert isinstance(out, (Accepted, DeadLetterEvent))
         if isinstance(out, DeadLetterEvent):
-            assert out.error_code in {"invalid_utf8", "invalid_json", "not_an_object", "schema", "text_too_long", "future_ts"}
+            assert out.error_code in {
+                "invalid_utf8",
+                "invalid_json",
+                "not_an_object",
+                "schema",
+                "text_too_long",
+                "future_ts",
+            }
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.fixed_dictionaries({"id": st.text(max_size=250), "ts": st.one_of(st.integers(), st.floats(allow_nan=False), st.text(max_size=30)), "headline": st.text(max_size=50), "tickers": st.lists(st.text(max_size=20), max_size=60)}))
+@given(
+    st.fixed_dictionaries(
+        {
+            "id": st.text(max_size=250),
+            "ts": st.one_of(st.integers(), st.floats(allow_nan=False), st.text(max_size=30)),
+            "headline": st.text(max_size=50),
+            "tickers": st.lists(st.text(max_size=20), max_size=60),
+        }
+    )
+)
 def test_hostile_news_fields_never_raise(payload: dict) -> None:
     out = decode(rec(json.dumps(payload).encode()), NewsEvent, 86400, NOW)
     if isinstance(out, Accepted):
@@ -100,7 +141,9 @@ def test_top_k_excludes_seen_breaks_ties_by_id_and_copes_with_few_candidates() -
 def test_candidate_cache_profiles_and_updates() -> None:
     cache = CandidateCache(dim=2)
     cache.reset("v1")
-    cache.upsert([("a", [1.0, 0.0], None), ("b", [0.0, 1.0], None), ("bad", [1.0], None)], index_of=lambda i: {"a": 5}.get(i, 0))
+    cache.upsert(
+        [("a", [1.0, 0.0], None), ("b", [0.0, 1.0], None), ("bad", [1.0], None)], index_of=lambda i: {"a": 5}.get(i, 0)
+    )
     assert cache.ids == ["a", "b"] and cache.indices.tolist() == [5, 0]
     profile, n = cache.profile(["a", "b", "unknown"])
     assert n == 2 and np.allclose(profile, [0.5, 0.5])

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from streamscore.errors import ConfigurationError
-from trainer.data.formats import RatedTexts, parse_number, iter_records
+from trainer.data.formats import RatedTexts, iter_records, parse_number
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-from streamscore.errors import ConfigurationError, DataFormatError
+from streamscore.errors import ConfigurationError
 from trainer.data.formats import SENTIMENT_LABELS, LabelledTexts, iter_records
+from trainer.errors import DataFormatError
 
 FOLDER = "twitter_financial_news_sentiment"
 _SOURCE_LABELS = {"0": "negative", "1": "positive", "2": "neutral"}  # Bearish, Bullish, Neutral

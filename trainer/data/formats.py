@@ -29,7 +29,7 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
-from streamscore.errors import DataFormatError
+from trainer.errors import DataFormatError
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,9 @@ def iter_records(path: Path | str, required: Sequence[str]) -> Iterator[tuple[in
         raise DataFormatError(path, None, None, "UTF-8 text", f"undecodable byte at offset {exc.start}") from exc
 
 
-def _iter_csv(path: Path, handle: IO[str], required: Sequence[str], delimiter: str) -> Iterator[tuple[int, dict[str, Any]]]:
+def _iter_csv(
+    path: Path, handle: IO[str], required: Sequence[str], delimiter: str
+) -> Iterator[tuple[int, dict[str, Any]]]:
     reader = csv.reader(handle, delimiter=delimiter)
     header = next(reader, None)
     if header is None:
@@ -128,7 +130,9 @@ def _iter_jsonl(path: Path, handle: IO[str], required: Sequence[str]) -> Iterato
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
-            raise DataFormatError(path, row_number, None, "one JSON object per line", f"invalid JSON: {exc.msg}") from exc
+            raise DataFormatError(
+                path, row_number, None, "one JSON object per line", f"invalid JSON: {exc.msg}"
+            ) from exc
         if not isinstance(record, dict):
             raise DataFormatError(path, row_number, None, "a JSON object", type(record).__name__)
         for column in required:
@@ -145,7 +149,9 @@ def parse_text(path: Path, row: int, column: str, value: Any) -> str:
     return value.strip()
 
 
-def parse_number(path: Path, row: int, column: str, value: Any, lo: float | None = None, hi: float | None = None) -> float:
+def parse_number(
+    path: Path, row: int, column: str, value: Any, lo: float | None = None, hi: float | None = None
+) -> float:
     try:
         number = float(value)
     except (TypeError, ValueError):

@@ -13,7 +13,7 @@ import pandas as pd
 
 from streamscore.errors import ConfigurationError
 from streamscore.events import item_text
-from trainer.data.formats import parse_timestamp, parse_number, iter_records
+from trainer.data.formats import iter_records, parse_number, parse_timestamp
 
 FOLDER = "movielens_latest_small"
 MAX_TAGS = 8

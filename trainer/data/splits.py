@@ -38,4 +38,8 @@ def temporal_split(
     test_mask = from_end <= n_test
     dev_mask = ~test_mask & (from_end <= n_test + n_dev)
     train_mask = ~(test_mask | dev_mask)
-    return frame[train_mask].reset_index(drop=True), frame[dev_mask].reset_index(drop=True), frame[test_mask].reset_index(drop=True)
+    return (
+        frame[train_mask].reset_index(drop=True),
+        frame[dev_mask].reset_index(drop=True),
+        frame[test_mask].reset_index(drop=True),
+    )

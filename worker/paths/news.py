@@ -1,0 +1,121 @@
+"""The news path: headlines → sentiment per article, stored, folded into each entity's surge state, and the
+alerts that state raises or resolves emitted to the alerts topic, all in the batch's one transaction."""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection
+
+from streamscore.events import AlertEvent, DeadLetterEvent, NewsEvent
+from worker.adapters import prometheus as m
+from worker.adapters import results_store as sql
+from worker.domain.alerts import AlertDecision, EntityState, observe
+from worker.domain.entities import extract_entities
+from worker.domain.intake import Record
+from worker.paths.core import BatchCore, BatchReport, Output, to_json, utc
+
+
+class NewsPath:
+    def __init__(self, core: BatchCore):
+        self.core = core
+
+    def process(self, records: Sequence[Record]) -> BatchReport:
+        core = self.core
+        started = time.perf_counter()
+        scorer, report, accepted, dead = core.begin(core.topics.news, records, NewsEvent, lambda e: e.id)
+        texts = [a.event.text for a in accepted]
+        by_id: dict[str, dict] = {}
+        with core.inference(report.topic, scorer):
+            for chunk in core.token_batches(texts):
+                for i, pred in zip(chunk, scorer.sentiment([texts[i] for i in chunk])):
+                    by_id[accepted[i].event.id] = pred
+        entities = {a.event.id: extract_entities(a.event.tickers, a.event.headline, a.event.body) for a in accepted}
+        rows = [
+            {
+                "news_id": a.event.id,
+                "event_ts": a.event.ts,
+                "headline": a.event.headline,
+                "source": a.event.source,
+                "entities": entities[a.event.id],
+                "label": by_id[a.event.id]["label"],
+                "p_negative": by_id[a.event.id]["p_negative"],
+                "p_neutral": by_id[a.event.id]["p_neutral"],
+                "p_positive": by_id[a.event.id]["p_positive"],
+                "model_version": scorer.version,
+                "source_partition": a.record.partition,
+                "source_offset": a.record.offset,
+                "ingested_at": a.record.ingested_at,
+                "truncated": by_id[a.event.id]["truncated"],
+            }
+            for a in sorted(accepted, key=lambda a: a.event.id)
+        ]
+
+        def work(conn: Connection) -> list[DeadLetterEvent]:
+            inserted = sql.insert_new(conn, sql.NewsSentiment, rows, "news_id")
+            new, report.redelivered, dupes_stored = core.sort_redeliveries(
+                conn, sql.NewsSentiment, "news_id", accepted, inserted, lambda e: e.id
+            )
+            alerts = self._observe(
+                conn,
+                [(a.event, by_id[a.event.id]["label"] == "negative", entities[a.event.id]) for a in new],
+                scorer.version,
+            )
+            sql.insert_alerts(conn, alerts)
+            all_dead = dead + dupes_stored
+            report.processed = len(new)
+            core.finish(conn, report, all_dead, [Output(core.topics.alerts, a.entity, to_json(a)) for a in alerts])
+            for a in alerts:
+                m.ALERTS.labels(a.status).inc()
+            return all_dead
+
+        all_dead = core.store.transaction(work)
+        return core.account(report, records, all_dead, started)
+
+    def _observe(
+        self, conn: Connection, articles: list[tuple[NewsEvent, bool, list[str]]], version: str
+    ) -> list[AlertEvent]:
+        """Fold new articles into their entities' locked states, in event-time order; the alerts to emit."""
+        per_entity: dict[str, list[tuple[float, str, bool]]] = defaultdict(list)
+        for event, negative, ents in articles:
+            for entity in ents:
+                per_entity[entity].append((event.ts.timestamp(), event.id, negative))
+        if not per_entity:
+            return []
+        raw_states = sql.lock_entity_states(conn, list(per_entity))
+        states: dict[str, dict] = {}
+        alerts: list[AlertEvent] = []
+        now = datetime.now(UTC)
+        for entity in sorted(per_entity):
+            raw = raw_states.get(entity)
+            state = EntityState.from_dict(raw) if raw else EntityState()
+            for ts, news_id, negative in sorted(per_entity[entity]):
+                decision = observe(state, self.core.config.rule, entity, news_id, ts, negative)
+                if decision is not None:
+                    alerts.append(alert_event(decision, version, now))
+            states[entity] = state.to_dict()
+        sql.save_entity_states(conn, states)
+        return alerts
+
+
+def alert_event(d: AlertDecision, version: str, now: datetime) -> AlertEvent:
+    """The output event of one alert decision."""
+    return AlertEvent(
+        alert_id=d.alert_id,
+        entity=d.entity,
+        status=d.status,
+        seq=d.seq,
+        window_start=utc(d.window_start),
+        window_end=utc(d.window_end),  # type: ignore[arg-type]
+        negative_count=d.negative_count,
+        total_count=d.total_count,
+        negative_share=d.negative_share,
+        baseline_share=d.baseline_share,
+        score=d.score,
+        evidence=list(d.evidence),
+        model_version=version,
+        ts=now,
+    )

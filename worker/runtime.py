@@ -1,0 +1,205 @@
+"""The worker's wiring: settings → store, model holder and pipeline, the single model thread they run in,
+and the bridge that produces a batch's outputs on the event loop and waits for the broker.
+
+Kept apart from :mod:`worker.app` so the Faust module declares only the app, its topics, agents, pages and
+timers, and so that everything here can be read (and built) without starting Faust.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol, TypeVar
+
+import faust
+
+from streamscore.db.connection import writer_url
+from streamscore.security import ssl_context
+from streamscore.settings import Settings
+from streamscore.topics import Topics
+from worker.adapters.model_holder import ModelHolder
+from worker.adapters.prometheus import DB_RETRIES
+from worker.adapters.results_store import Store
+from worker.domain.alerts import AlertRule
+from worker.domain.batch_policy import BatchPolicy
+from worker.domain.intake import Record
+from worker.errors import OutputUnavailable
+from worker.paths.core import BatchReport, Output, PipelineConfig, report_line
+from worker.pipeline import Pipeline
+
+T = TypeVar("T")
+logger = logging.getLogger("worker")
+
+
+class Producer(Protocol):
+    async def send(self, topic: str, key: bytes, value: bytes, partition: Any, timestamp: Any, headers: Any) -> Any: ...
+
+
+class ConsumedEvent(Protocol):
+    """What the runtime needs of a Faust event: its message, which can be held back from the commit."""
+
+    message: Any
+
+
+def faust_credentials(settings: Settings) -> Any:
+    """``broker_credentials`` for the Faust app (None for PLAINTEXT), from the same settings every client reads."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return None
+    if protocol == "SSL":
+        return faust.SSLCredentials(ssl_context(settings))
+    assert settings.kafka_sasl_password is not None
+    return faust.SASLCredentials(
+        username=settings.kafka_sasl_username,
+        password=settings.kafka_sasl_password.get_secret_value(),
+        mechanism=settings.kafka_sasl_mechanism,
+        ssl_context=ssl_context(settings) if protocol == "SASL_SSL" else None,
+    )
+
+
+def faust_app_options(settings: Settings) -> dict[str, Any]:
+    """Keyword arguments of the ``faust.App``: brokers, web server, group timing, credentials."""
+    (settings.stack_dir / "faust").mkdir(parents=True, exist_ok=True)
+    return {
+        "broker": [f"kafka://{hp.strip()}" for hp in settings.kafka_bootstrap.split(",")],
+        "web_port": settings.worker_web_port,
+        "web_bind": settings.worker_web_bind,
+        "web_host": settings.worker_web_bind,
+        "datadir": str(settings.stack_dir / "faust" / f"{settings.worker_group}-{settings.worker_web_port}"),
+        "consumer_auto_offset_reset": "earliest",
+        "producer_acks": -1,
+        "topic_partitions": settings.topic_partitions,
+        "topic_replication_factor": 1,
+        "broker_commit_interval": 1.0,
+        "broker_session_timeout": settings.worker_session_timeout_s,
+        "broker_heartbeat_interval": min(3.0, settings.worker_session_timeout_s / 3),
+        "logging_config": None,
+        "broker_credentials": faust_credentials(settings),
+    }
+
+
+def pipeline_config(settings: Settings) -> PipelineConfig:
+    return PipelineConfig(
+        batch=BatchPolicy(settings.batch_max_events, settings.batch_max_wait_ms, settings.batch_max_tokens),
+        rule=AlertRule(
+            window_s=settings.alert_window_s,
+            min_count=settings.alert_min_count,
+            ratio=settings.alert_ratio,
+            min_share=settings.alert_min_share,
+            z_threshold=settings.alert_z_threshold,
+            cooldown_s=settings.alert_cooldown_s,
+        ),
+        max_future_skew_s=settings.max_future_skew_s,
+        recommend_k=settings.recommend_k,
+        cold_start_min_history=settings.cold_start_min_history,
+        catalog_refresh_s=settings.catalog_refresh_s,
+    )
+
+
+class Runtime:
+    """Pipeline, model and store, built on first use inside the model thread (loading takes seconds).
+
+    One scorer per process, used from one thread: ONNX Runtime already spreads a batch over the cores, and
+    the event loop stays free for heartbeats, fetching, commits, the producer and the web server.
+    """
+
+    def __init__(self, settings: Settings, topics: Topics, producer: Callable[[], Producer]):
+        self.settings = settings
+        self.topics = topics
+        self.producer = producer
+        self.pipeline: Pipeline | None = None
+        self.store: Store | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.lock = threading.Lock()
+        self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="streamscore-model")
+
+    def get(self) -> Pipeline:
+        with self.lock:
+            if self.pipeline is None:
+                s = self.settings
+                self.store = Store(writer_url(s), s.db_retry_max_s, on_retry=lambda exc: DB_RETRIES.inc())
+                models = ModelHolder(
+                    s.models_dir, s.model_variant, s.worker_threads, s.inference_max_tokens, s.inference_call_plan
+                )
+                self.pipeline = Pipeline(models, self.store, self.topics, self.emit, pipeline_config(s))
+                self.pipeline.register_model()
+                logger.warning(
+                    "worker ready",
+                    extra={
+                        "model": models.version,
+                        "providers": ",".join(models.scorer.providers),
+                        "variant": models.scorer.variant,
+                    },
+                )
+            return self.pipeline
+
+    def emit(self, outputs: list[Output]) -> None:
+        """Called from the model thread: produce on the loop and block until the broker acknowledged all."""
+        assert self.loop is not None
+        future = asyncio.run_coroutine_threadsafe(self._produce(outputs), self.loop)
+        try:
+            future.result(timeout=120)
+        except Exception as exc:
+            future.cancel()
+            raise OutputUnavailable(f"producing {len(outputs)} outputs failed: {exc!r}") from exc
+
+    async def _produce(self, outputs: Sequence[Output]) -> None:
+        producer = self.producer()
+        pending = [
+            await producer.send(o.topic, o.key.encode(), o.value, partition=None, timestamp=None, headers=None)
+            for o in outputs
+        ]
+        await asyncio.gather(*pending)
+
+    async def in_model_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        self.loop = asyncio.get_running_loop()
+        return await self.loop.run_in_executor(self.model_thread, fn, *args)
+
+    async def handle(self, events: Sequence[ConsumedEvent], kind: str) -> None:
+        """Run one batch; if it cannot be stored, keep its records unacknowledged so no offset passes them."""
+        records = [
+            Record(
+                e.message.topic,
+                e.message.partition,
+                e.message.offset,
+                e.message.value,
+                (e.message.timestamp or 0) * 1000 or None,
+            )
+            for e in events
+        ]
+        try:
+            report: BatchReport = await self.in_model_thread(lambda: self.get().process_batch(kind, records))
+        except BaseException:
+            # take_events acknowledges the batch on the way out even when we raise; an extra reference keeps
+            # these messages from ever reaching the committed offset in this process (they are redelivered).
+            for event in events:
+                event.message.incref()
+            raise
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("batch", extra={"report": report_line(report)})
+
+    async def reload_model(self) -> None:
+        """Hot reload: load a new bundle beside the old one (another thread), swap between batches."""
+        pipeline = self.pipeline
+        if pipeline is None:
+            return
+        loop = asyncio.get_running_loop()
+        if await loop.run_in_executor(None, pipeline.models.check):
+            await self.in_model_thread(pipeline.register_model)
+            while await self.in_model_thread(pipeline.reembed_stale):
+                pass  # one chunk per call, so scoring batches interleave with the re-embedding
+
+    def readiness(self, assigned_partitions: int) -> dict[str, Any]:
+        pipeline, store = self.pipeline, self.store
+        body = {
+            "model_loaded": pipeline is not None,
+            "database_ok": bool(store and store.healthy),
+            "model_version": pipeline.models.version if pipeline else None,
+            "providers": list(pipeline.models.scorer.providers) if pipeline else [],
+            "last_reload_error": pipeline.models.last_error if pipeline else None,
+            "assigned_partitions": assigned_partitions,
+        }
+        return {"ready": body["model_loaded"] and body["database_ok"], **body}
