@@ -28,9 +28,9 @@ demo: setup
 test: setup
 	$(BIN)/python -m pytest
 
-## Unit tests only (no training run).
+## Unit tests only: no Kafka, no PostgreSQL, no training run (under a minute).
 test-fast: setup
-	$(BIN)/python -m pytest -m "not slow" --deselect tests/trainer/test_quick_run.py
+	$(BIN)/python -m pytest -m unit
 
 ## The default (full) training run; its report belongs under docs/results/.
 train: setup

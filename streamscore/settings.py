@@ -1,6 +1,7 @@
 """Configuration, read once from environment variables and an optional ``.env`` file.
 
-Every field here is documented in the README's configuration table; variables are prefixed ``STREAMSCORE_``.
+Variables are prefixed ``STREAMSCORE_``. Each field's description is the documentation:
+``docs/configuration.md`` is generated from it (``streamscore config-doc``; a test fails when it is stale).
 Paths are resolved against the current directory at the time they are read.
 """
 
@@ -38,17 +39,25 @@ class Settings(BaseSettings):
     log_format: Literal["logfmt", "json"] = Field(default="logfmt", description="Log line format.")
 
     # local stack: Kafka
-    stack_dir: Path = Field(default=Path(".stack"), description="Data, logs and PIDs of the local Kafka and PostgreSQL.")
+    stack_dir: Path = Field(
+        default=Path(".stack"), description="Data, logs and PIDs of the local Kafka and PostgreSQL."
+    )
     cache_dir: Path = Field(default=Path(".cache"), description="Resolved Kafka jars (reused across runs).")
-    kafka_bootstrap: str = Field(default="127.0.0.1:9092", description="Kafka bootstrap servers (host:port[,host:port]).")
+    kafka_bootstrap: str = Field(
+        default="127.0.0.1:9092", description="Kafka bootstrap servers (host:port[,host:port])."
+    )
     kafka_controller_port: int = Field(default=9093, description="KRaft controller port of the local broker.")
     kafka_heap: str = Field(default="512m", description="JVM heap of the local broker.")
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         default="PLAINTEXT", description="How workers, replay and admin tools talk to Kafka."
     )
-    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(default="PLAIN", description="SASL mechanism (SASL_* protocols).")
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        default="PLAIN", description="SASL mechanism (SASL_* protocols)."
+    )
     kafka_sasl_username: str | None = Field(default=None, description="SASL user (SASL_* protocols).")
-    kafka_sasl_password: SecretStr | None = Field(default=None, description="SASL password (from the environment only).")
+    kafka_sasl_password: SecretStr | None = Field(
+        default=None, description="SASL password (from the environment only)."
+    )
     kafka_ssl_cafile: Path | None = Field(default=None, description="CA bundle to verify the brokers (SSL, SASL_SSL).")
     kafka_ssl_certfile: Path | None = Field(default=None, description="Client certificate for mutual TLS.")
     kafka_ssl_keyfile: Path | None = Field(default=None, description="Client key for mutual TLS.")
@@ -69,8 +78,12 @@ class Settings(BaseSettings):
     )
     writer_database_url: str | None = Field(default=None, description="Connection of the workers' writer role.")
     reader_database_url: str | None = Field(default=None, description="Connection of the dashboards' read-only role.")
-    writer_password: SecretStr | None = Field(default=None, description="`db migrate` sets it as the writer role's password (servers that need one).")
-    reader_password: SecretStr | None = Field(default=None, description="`db migrate` sets it as the reader role's password.")
+    writer_password: SecretStr | None = Field(
+        default=None, description="`db migrate` sets it as the writer role's password (servers that need one)."
+    )
+    reader_password: SecretStr | None = Field(
+        default=None, description="`db migrate` sets it as the reader role's password."
+    )
     pg_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = Field(
         default=None, description="libpq sslmode added to every PostgreSQL URL (e.g. verify-full in production)."
     )
@@ -79,43 +92,126 @@ class Settings(BaseSettings):
     pg_database: str = Field(default="streamscore", description="Database created in the local cluster.")
 
     # worker
-    models_dir: Path = Field(default=Path("models"), description="Bundles folder; the worker serves `<models_dir>/current`.")
-    model_variant: Literal["auto", "fp32", "int8"] = Field(default="auto", description="Text model variant (auto: int8 on CPU, fp32 on CUDA).")
-    model_reload_interval_s: float = Field(default=5.0, gt=0, description="How often the worker checks whether `current` points elsewhere.")
-    worker_group: str = Field(default="streamscore-worker", description="Kafka consumer group (Faust app id) of the workers.")
+    models_dir: Path = Field(
+        default=Path("models"), description="Bundles folder; the worker serves `<models_dir>/current`."
+    )
+    model_variant: Literal["auto", "fp32", "int8"] = Field(
+        default="auto", description="Text model variant (auto: int8 on CPU, fp32 on CUDA)."
+    )
+    model_reload_interval_s: float = Field(
+        default=5.0, gt=0, description="How often the worker checks whether `current` points elsewhere."
+    )
+    worker_group: str = Field(
+        default="streamscore-worker", description="Kafka consumer group (Faust app id) of the workers."
+    )
     worker_web_port: int = Field(default=6066, description="Worker web port: /metrics, /health, /ready.")
-    worker_web_bind: str = Field(default="127.0.0.1", description="Interface the worker's web server listens on (0.0.0.0 in containers).")
-    worker_session_timeout_s: float = Field(default=10.0, ge=6, description="Kafka group session timeout: how soon a dead worker's partitions move.")
-    worker_threads: int = Field(default=0, ge=0, description="ONNX Runtime intra-op threads per worker; 0 uses every core.")
+    worker_web_bind: str = Field(
+        default="127.0.0.1", description="Interface the worker's web server listens on (0.0.0.0 in containers)."
+    )
+    worker_session_timeout_s: float = Field(
+        default=10.0, ge=6, description="Kafka group session timeout: how soon a dead worker's partitions move."
+    )
+    worker_threads: int = Field(
+        default=0, ge=0, description="ONNX Runtime intra-op threads per worker; 0 uses every core."
+    )
     batch_max_events: int = Field(default=256, ge=1, description="A micro-batch closes at this many events ...")
     batch_max_wait_ms: float = Field(default=10.0, ge=0, description="... or this long after its first event ...")
     batch_max_tokens: int = Field(default=8192, ge=16, description="... or holds this many (estimated) tokens.")
     inference_max_tokens: int = Field(
-        default=0, ge=0, description="Padded tokens per ONNX Runtime call; 0 picks by provider: 2048 on CPU (activations stay in cache), 16384 on CUDA."
+        default=0,
+        ge=0,
+        description="Padded tokens per ONNX Runtime call; 0 picks by provider: 2048 on CPU (activations stay in "
+        "cache), 16384 on CUDA.",
     )
     # the values of streamscore.call_plan.CallPlan (spelled out so settings stay free of numpy; a test keeps them equal)
     inference_call_plan: Literal["least-cost", "fill"] = Field(
         default="least-cost",
-        description="How a batch is cut into calls: least padding plus per-call cost, or `fill` each call to the budget (the old way, for comparison).",
+        description="How a batch is cut into calls: least padding plus per-call cost, or `fill` each call to the "
+        "budget (the old way, for comparison).",
     )
-    max_future_skew_s: float = Field(default=86400.0, gt=0, description="Events stamped further in the future are dead-lettered.")
+    max_future_skew_s: float = Field(
+        default=86400.0, gt=0, description="Events stamped further in the future are dead-lettered."
+    )
     recommend_k: int = Field(default=10, ge=1, le=100, description="Items per recommendation.")
-    cold_start_min_history: int = Field(default=3, ge=1, description="A user unknown to the model needs this many clicks before personal ranking.")
-    catalog_refresh_s: float = Field(default=2.0, gt=0, description="How often each worker reloads item embeddings written by others.")
+    cold_start_min_history: int = Field(
+        default=3, ge=1, description="A user unknown to the model needs this many clicks before personal ranking."
+    )
+    catalog_refresh_s: float = Field(
+        default=2.0, gt=0, description="How often each worker reloads item embeddings written by others."
+    )
     alert_window_s: float = Field(default=1800.0, gt=0, description="Surge rule: sliding window (event time).")
     alert_min_count: int = Field(default=8, ge=1, description="Surge rule: articles needed in the window.")
-    alert_ratio: float = Field(default=2.0, gt=1, description="Surge rule: negative share must reach this × the entity's baseline.")
+    alert_ratio: float = Field(
+        default=2.0, gt=1, description="Surge rule: negative share must reach this × the entity's baseline."
+    )
     alert_min_share: float = Field(default=0.4, gt=0, le=1, description="Surge rule: and at least this share.")
     alert_z_threshold: float = Field(default=3.0, gt=0, description="Surge rule: binomial z-score needed.")
     alert_cooldown_s: float = Field(default=3600.0, ge=0, description="Surge rule: quiet time after a resolved alert.")
-    db_retry_max_s: float = Field(default=30.0, gt=0, description="Longest back-off between retries of a failed PostgreSQL write.")
-
+    db_retry_max_s: float = Field(
+        default=30.0, gt=0, description="Longest back-off between retries of a failed PostgreSQL write."
+    )
 
     @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> Settings:
-        if self.kafka_security_protocol.startswith("SASL") and not (self.kafka_sasl_username and self.kafka_sasl_password):
-            raise ValueError("STREAMSCORE_KAFKA_SASL_USERNAME and STREAMSCORE_KAFKA_SASL_PASSWORD are required with a SASL protocol")
+        if self.kafka_security_protocol.startswith("SASL") and not (
+            self.kafka_sasl_username and self.kafka_sasl_password
+        ):
+            raise ValueError(
+                "STREAMSCORE_KAFKA_SASL_USERNAME and STREAMSCORE_KAFKA_SASL_PASSWORD are required with a SASL protocol"
+            )
         return self
+
+
+SECTIONS: dict[str, str] = {
+    "data_dir": "General",
+    "stack_dir": "Kafka",
+    "database_url": "PostgreSQL",
+    "models_dir": "Worker",
+    "alert_window_s": "Surge alerts",
+    "db_retry_max_s": "Reliability",
+}
+"""The first field of each section of the generated configuration doc, in declaration order."""
+
+
+def _shown_default(value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, Path):
+        if value.is_absolute() and value.is_relative_to(REPO_ROOT.parent):
+            return f"`../{value.relative_to(REPO_ROOT.parent).as_posix()}` (from the checkout)"
+        return f"`{value.as_posix()}`"
+    if isinstance(value, str) and not value:
+        return '`""`'
+    return f"`{value}`"
+
+
+def configuration_markdown() -> str:
+    """The configuration reference, generated from the fields' descriptions (written to docs/configuration.md)."""
+    prefix = Settings.model_config.get("env_prefix", "")
+    lines = [
+        "# Configuration",
+        "",
+        "<!-- generated by `streamscore config-doc` from streamscore/settings.py; do not edit by hand -->",
+        "",
+        "Every setting is an environment variable (or a line of a `.env` file in the working directory).",
+        "Secrets (`*_PASSWORD`, credentials inside URLs) belong in the environment or a secret store,",
+        "never in the repo.",
+        "",
+    ]
+    for name, field in Settings.model_fields.items():
+        if name in SECTIONS:
+            lines += [f"## {SECTIONS[name]}", "", "| variable | default | meaning |", "|---|---|---|"]
+        alias = field.validation_alias
+        names = list(alias.choices) if isinstance(alias, AliasChoices) else [f"{prefix}{name}".upper()]
+        variable = " or ".join(f"`{n}`" for n in names)
+        default = "(secret)" if "password" in name else _shown_default(field.default)
+        description = (field.description or "").replace("|", "\\|")
+        lines.append(f"| {variable} | {default} | {description} |")
+        next_names = list(Settings.model_fields)
+        following = next_names[next_names.index(name) + 1] if name != next_names[-1] else None
+        if following is None or following in SECTIONS:
+            lines.append("")
+    return "\n".join(lines)
 
 
 @lru_cache(maxsize=1)

@@ -11,13 +11,27 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from ops.stack.manager import stack_up
 from streamscore.bundle import Bundle
 from streamscore.db.connection import admin_url, make_engine, reader_url, with_schema, writer_url
 from streamscore.db.migrate import migrate
 from streamscore.settings import REPO_ROOT, Settings
-from streamscore.stack.manager import stack_up
 
 DATA_DIR = REPO_ROOT.parent / "shared" / "data"
+SERVICE_FIXTURES = frozenset({"stack", "quick_run"})
+"""Fixtures that start Kafka and PostgreSQL or train a model: a test that needs one is an integration test."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test is either ``unit`` (no service, no training run) or ``integration``; the split follows
+    from the fixtures a test asks for, so it cannot go stale. A test that trains a model in its own body
+    says so with ``@pytest.mark.integration``."""
+    for item in items:
+        needs_services = SERVICE_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if needs_services or item.get_closest_marker("integration"):
+            item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.unit)
 
 
 @pytest.fixture(scope="session")
@@ -37,11 +51,13 @@ def quick_run(settings: Settings, tmp_path_factory: pytest.TempPathFactory) -> P
     """A run folder trained end to end with the quick profile (checkpoint + report), shared by all tests."""
     from typer.testing import CliRunner
 
-    from streamscore.cli import app
+    from ops.cli import app
 
     run_dir = tmp_path_factory.mktemp("quick") / "run"
     env = {"STREAMSCORE_DATA_DIR": str(settings.data_dir), "STREAMSCORE_RUNS_DIR": str(settings.runs_dir)}
-    result = CliRunner().invoke(app, ["train", "--profile", "quick", "--out", str(run_dir)], env=env, catch_exceptions=False)
+    result = CliRunner().invoke(
+        app, ["train", "--profile", "quick", "--out", str(run_dir)], env=env, catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     return run_dir
 
@@ -89,7 +105,12 @@ def pg_schema(stack: Settings) -> Iterator[Schema]:
     with engine.begin() as conn:
         conn.execute(text(f'CREATE SCHEMA "{name}"'))
     migrate(admin_url(stack), schema=name)
-    yield Schema(name, with_schema(admin_url(stack), name), with_schema(writer_url(stack), name), with_schema(reader_url(stack), name))
+    yield Schema(
+        name,
+        with_schema(admin_url(stack), name),
+        with_schema(writer_url(stack), name),
+        with_schema(reader_url(stack), name),
+    )
     with engine.begin() as conn:
         conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
     engine.dispose()

@@ -16,8 +16,10 @@ scoring a click at stream time needs no transformer call.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 from torch import nn
 from transformers import BertConfig, BertModel
 
@@ -66,7 +68,9 @@ class MultiTaskTextModel(nn.Module):
         return int(self.encoder.config.hidden_size)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> dict[str, torch.Tensor]:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states
+        hidden = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True
+        ).hidden_states
         pooled = mean_pool(hidden[-1], attention_mask)
         item = mean_pool(hidden[self.config.embedding_layer], attention_mask)
         features = self.dropout(pooled)
@@ -81,17 +85,38 @@ class MultiTaskTextModel(nn.Module):
     @classmethod
     def from_pretrained_encoder(cls, encoder_dir, **overrides) -> MultiTaskTextModel:
         """Fresh heads on top of the pretrained encoder weights (the start of fine-tuning)."""
-        encoder = BertModel.from_pretrained(str(encoder_dir), add_pooling_layer=False)
-        config = TextModelConfig(encoder=_encoder_config_dict(encoder.config), **overrides)
+        bert_config = BertConfig.from_pretrained(str(encoder_dir))
+        config = TextModelConfig(encoder=_encoder_config_dict(bert_config), **overrides)
         model = cls(config)
-        model.encoder.load_state_dict(encoder.state_dict())
+        model.encoder.load_state_dict(pretrained_encoder_weights(Path(encoder_dir)))
         return model
+
+
+UNUSED_PRETRAINED_KEYS = ("pooler.", "embeddings.position_ids")
+"""The sentence-transformers checkpoint's pooler (we mean-pool instead) and a buffer newer transformers rebuild."""
+
+
+def pretrained_encoder_weights(encoder_dir: Path) -> dict[str, torch.Tensor]:
+    """The encoder's weights without the parts this model does not use, so that loading them is strict: a
+    missing or renamed weight fails loudly, and nothing is reported as "not used" (which users read as an error)."""
+    state = load_file(str(encoder_dir / "model.safetensors"))
+    return {k: v for k, v in state.items() if not k.startswith(UNUSED_PRETRAINED_KEYS)}
 
 
 def _encoder_config_dict(config: BertConfig) -> dict:
     keep = (
-        "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
-        "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings",
-        "type_vocab_size", "initializer_range", "layer_norm_eps", "pad_token_id",
+        "vocab_size",
+        "hidden_size",
+        "num_hidden_layers",
+        "num_attention_heads",
+        "intermediate_size",
+        "hidden_act",
+        "hidden_dropout_prob",
+        "attention_probs_dropout_prob",
+        "max_position_embeddings",
+        "type_vocab_size",
+        "initializer_range",
+        "layer_norm_eps",
+        "pad_token_id",
     )
     return {k: getattr(config, k) for k in keep}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from trainer.encoder import pretrained_encoder_dir
@@ -10,6 +11,7 @@ from trainer.profiles import get_profile
 from trainer.training import _wrap_lora
 
 
+@pytest.mark.integration
 def test_lora_trains_adapters_and_merges_to_plain_weights() -> None:
     torch.manual_seed(0)
     model = MultiTaskTextModel.from_pretrained_encoder(pretrained_encoder_dir())

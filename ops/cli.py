@@ -1,0 +1,562 @@
+"""The ``streamscore`` command: one entry point for every stage.
+
+Stage code is imported inside each command so that, for example, ``streamscore worker`` never loads torch.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from streamscore.errors import StreamscoreError
+from streamscore.logs import configure_logging
+from streamscore.settings import get_settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help="Fine-tune, export and serve the streamscore model.")
+console = Console()
+
+
+@app.callback()
+def main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log at INFO instead of the configured level.")
+    ] = False,
+) -> None:
+    settings = get_settings()
+    configure_logging("INFO" if verbose else settings.log_level, settings.log_format)
+
+
+def _fail(exc: StreamscoreError) -> None:
+    console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
+    raise typer.Exit(code=2)
+
+
+def print_summary(metrics: dict) -> None:
+    """The headline figures of an evaluation, beside their baselines."""
+    s, r, mr, rk = (
+        metrics["sentiment"],
+        metrics["review_rating"],
+        metrics["movielens_rating"],
+        metrics["movielens_ranking"],
+    )
+    table = Table(title=f"Evaluation ({metrics['profile']} profile)")
+    for column in ("task", "metric", "model", "baseline"):
+        table.add_column(column)
+    table.add_row(
+        "sentiment",
+        "accuracy / macro-F1",
+        f"{s['accuracy']:.3f} / {s['macro_f1']:.3f}",
+        f"majority {s['majority_class_accuracy']:.3f}",
+    )
+    table.add_row(
+        "review rating",
+        "MAE / RMSE",
+        f"{r['model']['mae']:.3f} / {r['model']['rmse']:.3f}",
+        f"mean {r['baseline_mean']['mae']:.3f} / {r['baseline_mean']['rmse']:.3f}",
+    )
+    table.add_row(
+        "movielens rating",
+        "RMSE",
+        f"{mr['model']['rmse']:.4f}",
+        f"bias {mr['user_item_bias']['rmse']:.4f} · MF {mr['matrix_factorisation']['rmse']:.4f} · mean "
+        f"{mr['global_mean']['rmse']:.4f}",
+    )
+    table.add_row(
+        "movielens top-10",
+        "nDCG@10 / HR@10",
+        f"{rk['model']['ndcg@10']:.4f} / {rk['model']['hr@10']:.3f}",
+        f"popularity {rk['popularity']['ndcg@10']:.4f} · MF {rk['matrix_factorisation']['ndcg@10']:.4f}",
+    )
+    console.print(table)
+
+
+@app.command()
+def train(
+    profile: Annotated[str, typer.Option(help="Training profile: default or quick.")] = "default",
+    out: Annotated[Path | None, typer.Option(help="Run folder (default: runs/<profile>-<timestamp>).")] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue an interrupted run in --out from its last finished epoch.")
+    ] = False,
+    lora: Annotated[
+        bool, typer.Option(help="Parameter-efficient fine-tuning: LoRA adapters on the encoder (peft).")
+    ] = False,
+    epochs: Annotated[int | None, typer.Option(help="Override the profile's epoch count.")] = None,
+    keep_links: Annotated[
+        bool,
+        typer.Option(
+            help="Tokenize links as they are instead of as one placeholder word (for texts whose links carry meaning)."
+        ),
+    ] = False,
+    sentiment_file: Annotated[
+        Path | None, typer.Option(help="Your own text,label file instead of the news set.")
+    ] = None,
+    reviews_file: Annotated[
+        Path | None, typer.Option(help="Your own text,rating file instead of the clothing reviews.")
+    ] = None,
+    interactions_file: Annotated[
+        Path | None, typer.Option(help="Your own user_id,item_id,rating,timestamp file.")
+    ] = None,
+    items_file: Annotated[
+        Path | None, typer.Option(help="item_id,text file that goes with --interactions-file.")
+    ] = None,
+) -> None:
+    """Fine-tune the multi-task model, then evaluate it and write the report into the run folder."""
+    from trainer.datasets import DataSources
+    from trainer.evaluation import evaluate_checkpoint
+    from trainer.profiles import get_profile
+    from trainer.report import write_report
+    from trainer.training import run_training
+
+    settings = get_settings()
+    try:
+        chosen = get_profile(profile).with_overrides(
+            epochs=epochs, lora=lora or None, collapse_links=False if keep_links else None
+        )
+    except KeyError as exc:
+        raise typer.BadParameter(str(exc.args[0])) from None
+    run_dir = out or settings.runs_dir / f"{chosen.name}{'-lora' if chosen.lora else ''}-{datetime.now():%Y%m%d-%H%M%S}"
+    if resume and out is None:
+        raise typer.BadParameter("--resume needs --out pointing at the interrupted run")
+    sources = DataSources(settings.data_dir, sentiment_file, reviews_file, interactions_file, items_file)
+    try:
+        checkpoint = run_training(settings, chosen, sources, run_dir, resume=resume)
+        evaluation = evaluate_checkpoint(checkpoint, settings)
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    files = write_report(evaluation, run_dir / "report")
+    print_summary(evaluation.metrics)
+    console.print(f"checkpoint: {checkpoint}\nreport: {files[1]}")
+
+
+@app.command()
+def evaluate(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint folder written by `streamscore train`.")],
+    out: Annotated[Path | None, typer.Option(help="Report folder (default: <checkpoint>/../report).")] = None,
+) -> None:
+    """Rerun the evaluation of a checkpoint and rewrite metrics.json, report.md and the plots."""
+    from trainer.evaluation import evaluate_checkpoint
+    from trainer.report import write_report
+
+    try:
+        evaluation = evaluate_checkpoint(checkpoint, get_settings())
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    files = write_report(evaluation, out or checkpoint.parent / "report")
+    print_summary(evaluation.metrics)
+    console.print(f"report: {files[1]}")
+
+
+@app.command()
+def export(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint folder written by `streamscore train`.")],
+    out: Annotated[
+        Path, typer.Option(help="Models folder: the bundle goes to <out>/<version>, the pointer to <out>/current.")
+    ] = Path("models"),
+    current: Annotated[bool, typer.Option(help="Point <out>/current at the new bundle.")] = True,
+    max_accuracy_drop: Annotated[float, typer.Option(help="Refuse int8 if sentiment accuracy drops by more.")] = 0.01,
+    max_rmse_increase: Annotated[float, typer.Option(help="Refuse int8 if a rating RMSE rises by more.")] = 0.02,
+    atol: Annotated[float, typer.Option(help="Max |ONNX − PyTorch| on held-out texts.")] = 1e-4,
+) -> None:
+    """Export a checkpoint to a validated ONNX bundle (fp32 + int8 + user–item head) with a manifest."""
+    from export.exporter import ExportLimits, export_bundle, sizes_mb
+
+    try:
+        bundle = export_bundle(
+            checkpoint, out, ExportLimits(atol, max_accuracy_drop, max_rmse_increase), make_current=current
+        )
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    validation = bundle.manifest["validation"]
+    fp32, int8 = validation["metrics"]["fp32"], validation["metrics"]["int8"]
+    console.print(f"bundle {bundle.version} at {bundle.path} (sizes MB: {sizes_mb(bundle)})")
+    console.print(
+        f"parity max |diff| {validation['parity']['text']['max_abs_diff']:.2e}; providers {validation['providers']}"
+    )
+    console.print(
+        f"fp32: accuracy {fp32['sentiment_accuracy']:.4f}, review RMSE {fp32['review_rmse']:.4f}, MovieLens RMSE "
+        f"{fp32['movielens_rmse']:.4f}\n"
+        f"int8: accuracy {int8['sentiment_accuracy']:.4f}, review RMSE {int8['review_rmse']:.4f}, MovieLens RMSE "
+        f"{int8['movielens_rmse']:.4f}"
+    )
+
+
+@app.command()
+def score(
+    model: Annotated[Path, typer.Option(help="A bundle folder, or a models folder with a `current` pointer.")] = Path(
+        "models/current"
+    ),
+    task: Annotated[str, typer.Option(help="sentiment, review-rating or embed.")] = "sentiment",
+    input: Annotated[
+        str, typer.Option("--input", help="CSV or JSONL file with a `text` column; - for JSONL on stdin.")
+    ] = "-",
+    output: Annotated[str, typer.Option("--output", help="CSV or JSONL file; - for JSONL on stdout.")] = "-",
+    variant: Annotated[str, typer.Option(help="auto (int8 on CPU, fp32 on GPU), fp32 or int8.")] = "auto",
+    text_column: Annotated[str, typer.Option(help="Column holding the text.")] = "text",
+    id_column: Annotated[str, typer.Option(help="Column copied to the output as `id`.")] = "id",
+) -> None:
+    """Score a file with a bundle: one output row per input row, errors as rows with their reason."""
+    from ops.file_scoring import TASKS, score_file
+    from streamscore.scorer import Scorer
+
+    if task not in TASKS:
+        raise typer.BadParameter(f"task must be one of {', '.join(TASKS)}")
+    if variant not in ("auto", "fp32", "int8"):
+        raise typer.BadParameter("variant must be auto, fp32 or int8")
+    try:
+        scorer = Scorer(model, variant=variant)  # type: ignore[arg-type]
+        counts = score_file(scorer, task, input, output, text_column, id_column)
+    except (StreamscoreError, ValueError, OSError) as exc:
+        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        raise typer.Exit(code=2) from None
+    Console(stderr=True).print(
+        f"{counts['scored']} scored, {counts['errors']} error rows; model {scorer.version}, providers "
+        f"{scorer.providers}"
+    )
+
+
+@app.command("worker")
+def run_worker(
+    web_port: Annotated[
+        int | None, typer.Option(help="Port of /metrics, /health and /ready (default: STREAMSCORE_WORKER_WEB_PORT).")
+    ] = None,
+    loglevel: Annotated[str, typer.Option(help="Faust's log level: crit, error, warn, info or debug.")] = "warn",
+) -> None:
+    """Run one streaming worker (the Faust app `worker.app`); start several and they share the partitions."""
+    import os
+
+    if web_port is not None:
+        os.environ["STREAMSCORE_WORKER_WEB_PORT"] = str(web_port)
+        get_settings.cache_clear()
+    port = get_settings().worker_web_port
+    from worker.app import app as faust_app
+
+    sys.argv = ["streamscore worker", "worker", "--loglevel", loglevel, "--web-port", str(port)]
+    faust_app.main()
+
+
+@app.command()
+def replay(
+    news: Annotated[
+        int, typer.Option(help="Financial news headlines (held-out set), stamped news-spacing apart.")
+    ] = 300,
+    clicks: Annotated[int, typer.Option(help="Most recent MovieLens ratings, as clicks in time order.")] = 300,
+    cold_users: Annotated[int, typer.Option(help="New users (unknown to the model) clicking popular movies.")] = 2,
+    surge: Annotated[
+        str | None, typer.Option(help="Ticker that gets a burst of real negative headlines mid-stream.")
+    ] = None,
+    surge_size: Annotated[int, typer.Option(help="Headlines in the surge.")] = 30,
+    bad: Annotated[bool, typer.Option(help="Add one record of every kind of bad input.")] = False,
+    all_items: Annotated[
+        bool, typer.Option(help="Replay the whole MovieLens catalog, not only the clicked and popular movies.")
+    ] = False,
+    rate: Annotated[float, typer.Option(help="Events per second; 0 sends as fast as possible.")] = 0.0,
+    news_spacing: Annotated[float, typer.Option(help="Seconds between generated news timestamps.")] = 30.0,
+    run: Annotated[
+        str | None,
+        typer.Option(help="Id prefix of this replay (default: from the clock, so a rerun is new events)."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the news order and the surge's headlines.")] = 13,
+    catalog_wait: Annotated[
+        float, typer.Option(help="Seconds to wait after the items, so clicks find them embedded.")
+    ] = 10.0,
+) -> None:
+    """Produce real-data streams from the shared datasets to Kafka: items, clicks, news (and a surge)."""
+    import time
+
+    from ops.replay import Scenario, produce
+    from streamscore.security import kafka_python_options
+    from streamscore.topics import Topics
+
+    settings = get_settings()
+    scenario = Scenario(
+        news=news,
+        clicks=clicks,
+        cold_users=cold_users,
+        surge_ticker=surge,
+        surge_size=surge_size,
+        news_spacing_s=news_spacing,
+        bad=bad,
+        all_items=all_items,
+        seed=seed,
+        run=run or f"r{int(time.time())}",
+    )
+    try:
+        scenario.build(settings.data_dir, Topics.from_settings(settings))
+    except OSError as exc:
+        console.print(
+            f"[bold red]error:[/] {escape(str(exc))} (set STREAMSCORE_DATA_DIR)", soft_wrap=True, highlight=False
+        )
+        raise typer.Exit(code=2) from None
+    security = kafka_python_options(settings)
+    catalog = scenario.catalog()
+    counts = produce(settings.kafka_bootstrap, catalog, rate=rate, **security)
+    if catalog:
+        time.sleep(catalog_wait)
+    counts.update(produce(settings.kafka_bootstrap, scenario.stream(), rate=rate, **security))
+    console.print(f"produced {sum(counts.values())} records: {counts}")
+
+
+@app.command()
+def demo(
+    news: Annotated[int, typer.Option(help="News headlines to replay.")] = 1200,
+    clicks: Annotated[int, typer.Option(help="MovieLens clicks to replay.")] = 2000,
+    rate: Annotated[float, typer.Option(help="Replay rate, events per second (0: as fast as possible).")] = 400.0,
+    surge: Annotated[str, typer.Option(help="Ticker of the injected negative-news surge.")] = "ACME",
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
+    timeout: Annotated[float, typer.Option(help="Give up waiting for the results after this many seconds.")] = 600.0,
+) -> None:
+    """The whole system on one machine: stack, model (quick training unless a bundle exists), workers,
+    a real-data replay with a surge, and a live summary; stops what it started."""
+    from ops.demo import run_demo
+
+    try:
+        snap = run_demo(get_settings(), news, clicks, rate, surge, workers, timeout)
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    raised = [a for a in snap.alerts if a["status"] == "raised"]
+    console.print(f"alerts raised: {len(raised)} ({', '.join(sorted({a['entity'] for a in raised})) or 'none'})")
+
+
+bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks written to docs/benchmarks (JSON, markdown, PNG).")
+app.add_typer(bench_app, name="bench")
+
+
+@bench_app.command("model")
+def bench_model_command(
+    checkpoint: Annotated[Path, typer.Option(help="Checkpoint for the PyTorch eager side.")] = Path(
+        "runs/default/checkpoint"
+    ),
+    model: Annotated[Path, typer.Option(help="Bundle exported from that checkpoint (or a models folder).")] = Path(
+        "models/current"
+    ),
+    threads: Annotated[int, typer.Option(help="Threads for every engine.")] = 2,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("docs/benchmarks"),
+    texts: Annotated[int, typer.Option(help="News texts used to build the batches.")] = 2000,
+) -> None:
+    """PyTorch eager fp32 vs ONNX Runtime fp32 vs int8 at batch 1/8/32/128 and length 64/128."""
+    from ops.bench.model_bench import run_model_bench
+    from trainer.data.financial_news import load_financial_news
+
+    settings = get_settings()
+    try:
+        _, test = load_financial_news(settings.data_dir)
+        report = run_model_bench(checkpoint, model, threads, test.texts[:texts], out)
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    key = {(s["engine"], s["batch_size"], s["seq_len"]): s["ratio"] for s in report["speedup_vs_eager"]}
+    console.print(
+        f"ORT int8 ÷ eager at batch 32, length 64: {key[('ort-int8', 32, 64)]:.2f}×; fp32 ÷ eager: "
+        f"{key[('ort-fp32', 32, 64)]:.2f}×"
+    )
+    console.print(f"written: {out / 'model.json'}, {out / 'model.md'}, {out / 'model.png'}")
+
+
+@bench_app.command("e2e")
+def bench_e2e_command(
+    checkpoint: Annotated[Path, typer.Option(help="Checkpoint for the naive PyTorch-eager baseline consumer.")] = Path(
+        "runs/default/checkpoint"
+    ),
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("docs/benchmarks"),
+    quick: Annotated[bool, typer.Option(help="Tiny runs (a smoke test of the harness, not figures to quote).")] = False,
+) -> None:
+    """The whole pipeline on this machine: capacity, rate ladder, latency, batch-policy sweep, efficiency,
+    naive baseline and scaling, side by side in one run (JSON, markdown, PNG)."""
+    from ops.bench.pipeline_bench import run_e2e_bench
+
+    try:
+        report = run_e2e_bench(get_settings(), out, checkpoint, quick)
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    news, clicks = report["paths"]["news"], report["paths"]["clicks"]
+    console.print(
+        f"news {news['capacity']['events_per_s']} ev/s ({report['efficiency']['share_of_model_only']:.0%} of "
+        "model-only, "
+        f"{report['naive_baseline']['pipeline_ratio']}× naive); clicks {clicks['capacity']['events_per_s']} ev/s; "
+        f"written: {out / 'e2e.md'}"
+    )
+
+
+@bench_app.command("profile")
+def bench_profile_command(
+    path: Annotated[str, typer.Option(help="news or clicks.")] = "news",
+    label: Annotated[
+        str, typer.Option(help="Name of this run in the report (e.g. before / after a change).")
+    ] = "current",
+    seconds: Annotated[float, typer.Option(help="How long py-spy samples the worker.")] = 20.0,
+    events: Annotated[int, typer.Option(help="Backlog drained for the unprofiled capacity figure.")] = 1500,
+    note: Annotated[
+        str, typer.Option(help="What this run measures (the code or settings it differs by), shown in the report.")
+    ] = "",
+    rate: Annotated[
+        float, typer.Option(help="0: profile a drain; else events arrive at this many per second (latency measured).")
+    ] = 0.0,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("docs/benchmarks"),
+) -> None:
+    """Where one worker's CPU goes on a path (py-spy), by pipeline stage and by function; labelled runs of
+    the same path are laid side by side in profile.md / profile.png."""
+    from ops.bench.profile import run_profile
+
+    if path not in ("news", "clicks"):
+        _fail(StreamscoreError(f"--path must be news or clicks, not {path!r}"))
+        return
+    try:
+        report = run_profile(get_settings(), path, label, out, events, seconds, note, rate)
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    stages = ", ".join(f"{name} {share:.0%}" for name, share in list(report["stages"].items())[:4])
+    console.print(
+        f"{path} [{label}]: {report['capacity_events_per_s']} ev/s unprofiled; {stages}; written: {out / 'profile.md'}"
+    )
+
+
+@bench_app.command("soak")
+def bench_soak_command(
+    minutes: Annotated[float, typer.Option(help="How long to keep the load on.")] = 10.0,
+    rate: Annotated[float, typer.Option(help="Events per second (news and clicks from the shared datasets).")] = 150.0,
+    sample_s: Annotated[float, typer.Option(help="Seconds between samples of memory and progress.")] = 5.0,
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("docs/benchmarks"),
+) -> None:
+    """One worker under steady load: memory after warm-up must stay flat (< 10 %) and the backlog bounded."""
+    from ops.bench.soak import run_soak
+
+    try:
+        report = run_soak(get_settings(), minutes, rate, out, sample_s)
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    console.print(
+        f"memory growth after warm-up {report['memory_growth']:.1%} (RSS {report['rss_after_warmup_mb']} → "
+        f"{report['rss_end_mb']} MB); "
+        f"backlog max {report['max_backlog_first_half']} / {report['max_backlog_second_half']} events (first / "
+        "second half); "
+        f"written: {out / 'soak.md'}"
+    )
+
+
+@app.command("event-schemas")
+def event_schemas(
+    out: Annotated[Path, typer.Option(help="Folder for the JSON Schema files.")] = Path("docs/schemas"),
+) -> None:
+    """Write the JSON Schema of every topic's events (generated from the pydantic models)."""
+    import json
+
+    from streamscore.events import json_schemas
+
+    out.mkdir(parents=True, exist_ok=True)
+    for name, schema in json_schemas().items():
+        (out / f"{name}.schema.json").write_text(json.dumps(schema, indent=2, sort_keys=True) + "\n")
+    console.print(f"wrote {len(json_schemas())} schemas to {out}")
+
+
+@app.command("config-doc")
+def config_doc(
+    out: Annotated[Path, typer.Option(help="File to write.")] = Path("docs/configuration.md"),
+) -> None:
+    """Write the configuration reference, generated from the settings' descriptions."""
+    from streamscore.settings import configuration_markdown
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(configuration_markdown())
+    console.print(f"wrote {out}")
+
+
+stack_app = typer.Typer(no_args_is_help=True, help="The local Apache Kafka broker and PostgreSQL cluster.")
+db_app = typer.Typer(no_args_is_help=True, help="The PostgreSQL schema.")
+app.add_typer(stack_app, name="stack")
+app.add_typer(db_app, name="db")
+
+
+@stack_app.command("up")
+def stack_up_command(
+    topics: Annotated[bool, typer.Option(help="Create the topics.")] = True,
+    migrations: Annotated[bool, typer.Option(help="Apply the SQL migrations.")] = True,
+) -> None:
+    """Start Kafka (KRaft) and PostgreSQL unless already running, create topics, migrate the schema."""
+    from ops.stack.manager import stack_up
+
+    try:
+        report = stack_up(get_settings(), with_topics=topics, with_migrations=migrations)
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    for key, value in report.items():
+        console.print(f"{key}: {value}")
+
+
+@stack_app.command("down")
+def stack_down_command() -> None:
+    """Stop the processes that `stack up` started (and only those)."""
+    from ops.stack.manager import stack_down
+
+    for key, stopped in stack_down(get_settings()).items():
+        console.print(f"{key}: {'stopped' if stopped else 'not started by stack up'}")
+
+
+@stack_app.command("status")
+def stack_status_command() -> None:
+    """Show whether each service answers, with its PID and data folder."""
+    from ops.stack.manager import stack_status
+
+    for service, fields in stack_status(get_settings()).items():
+        console.print(f"[bold]{service}[/]: " + ", ".join(f"{k}={v}" for k, v in fields.items()))
+
+
+@db_app.command("migrate")
+def db_migrate_command(
+    schema: Annotated[str | None, typer.Option(help="Target schema (default: the connection's).")] = None,
+) -> None:
+    """Apply pending migrations from sql/ with yoyo-migrations."""
+    from streamscore.db.connection import READER_ROLE, WRITER_ROLE, admin_url
+    from streamscore.db.migrate import migrate, set_role_passwords
+
+    settings = get_settings()
+    try:
+        applied = migrate(admin_url(settings), schema)
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    console.print(f"applied: {', '.join(applied) if applied else 'nothing (up to date)'}")
+    passwords = {
+        role: secret.get_secret_value()
+        for role, secret in ((WRITER_ROLE, settings.writer_password), (READER_ROLE, settings.reader_password))
+        if secret is not None
+    }
+    if passwords:
+        console.print(f"passwords set for: {', '.join(set_role_passwords(admin_url(settings), passwords))}")
+
+
+topics_app = typer.Typer(no_args_is_help=True, help="Kafka topics.")
+app.add_typer(topics_app, name="topics")
+
+
+@topics_app.command("create")
+def topics_create_command() -> None:
+    """Create the configured topics that do not exist yet (partitions, compaction of the item catalog)."""
+    from streamscore.security import kafka_python_options
+    from streamscore.topics import Topics, create_topics
+
+    settings = get_settings()
+    created = create_topics(
+        settings.kafka_bootstrap,
+        Topics.from_settings(settings).specs(settings.topic_partitions),
+        **kafka_python_options(settings),
+    )
+    console.print(f"created: {', '.join(created) if created else 'nothing (all exist)'}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())
