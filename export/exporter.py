@@ -192,7 +192,7 @@ def export_bundle(
         raise
     if make_current:
         point_current(models_dir, final.name)
-    logger.warning("bundle exported", extra={"version": final.name, "current": make_current})
+    logger.info("bundle exported", extra={"version": final.name, "current": make_current})
     return Bundle.load(final)
 
 

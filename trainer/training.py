@@ -182,14 +182,14 @@ def fine_tune_text(
         history, best_score, best_epoch = saved["history"], saved["best_score"], saved["best_epoch"]
         best_state = saved["best_model"]
         start_epoch = saved["epoch"] + 1
-        logger.warning("resumed training", extra={"from_epoch": start_epoch, "state": str(state_file)})
+        logger.info("resumed training", extra={"from_epoch": start_epoch, "state": str(state_file)})
     losses = {task: nn.CrossEntropyLoss() for task in TASKS}
     star_offset = REVIEW_STARS[0]
     step = (start_epoch - 1) * _steps_per_epoch(data, profile)
     running = {task: None for task in TASKS}
     for epoch in range(start_epoch, profile.epochs + 1):
         if epoch - best_epoch > profile.patience and best_epoch > 0:
-            logger.warning("early stop", extra={"epoch": epoch, "best_epoch": best_epoch})
+            logger.info("early stop", extra={"epoch": epoch, "best_epoch": best_epoch})
             break
         rng = np.random.default_rng(seed + epoch)
         schedule = _epoch_schedule(data, profile, rng)
@@ -225,7 +225,7 @@ def fine_tune_text(
             {"epoch": epoch, "seconds": round(time.perf_counter() - started, 1), "lr": scheduler.get_last_lr()[0]}
         )
         history["epochs"].append(dev)
-        logger.warning("epoch done", extra={k: round(v, 4) if isinstance(v, float) else v for k, v in dev.items()})
+        logger.info("epoch done", extra={k: round(v, 4) if isinstance(v, float) else v for k, v in dev.items()})
         if dev["score"] > best_score:
             best_score, best_epoch = dev["score"], epoch
             best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
@@ -295,7 +295,7 @@ def run_training(
     started = time.perf_counter()
     text_splits = load_text_splits(sources, profile, seed)
     ml_splits = load_interaction_splits(sources, profile, seed)
-    logger.warning(
+    logger.info(
         "data loaded", extra={**text_splits.sizes(), **{f"interactions_{k}": v for k, v in ml_splits.sizes().items()}}
     )
     tokenizer = load_tokenizer(encoder_dir, collapse_links=profile.collapse_links)

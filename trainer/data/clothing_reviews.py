@@ -39,5 +39,5 @@ def load_clothing_reviews(data_dir: Path) -> RatedTexts:
         texts.append(text)
         ratings.append(parse_number(path, row, "Rating", record["Rating"], 1, 5))
     if skipped:
-        logger.warning("skipped rows", extra={"file": str(path), "rows": skipped, "reason": "no title and no text"})
+        logger.info("skipped rows", extra={"file": str(path), "rows": skipped, "reason": "no title and no text"})
     return RatedTexts(texts, np.asarray(ratings, dtype=np.float32))
