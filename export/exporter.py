@@ -24,9 +24,11 @@ from export.recommender_graph import OUTPUTS as REC_OUTPUTS
 from export.recommender_graph import export_recommender
 from export.validation import HeldOut, check_int8, check_recommender_parity, check_text_parity, task_metrics
 from streamscore.bundle import Bundle, point_current, write_manifest
+from streamscore.neighbour_ranker import RANKER_FILE, RANKER_PARAMS_FILE
 from streamscore.scorer import Scorer
 from trainer.checkpoint import Checkpoint, load_checkpoint
 from trainer.datasets import SplitRecipe
+from trainer.rec_evaluation import ranker_for
 from trainer.tokenizer import collapses_links
 from trainer.training import popular_items, recommender_data
 
@@ -130,6 +132,11 @@ def export_bundle(
         ckpt.tokenizer.save_pretrained(str(staging))
         held_out = held_out_sets(ckpt, data_dir)
         popular = ckpt.popular_items or popular_items(held_out.rec_test.history, ckpt.items)
+        splits = SplitRecipe.from_checkpoint_config(ckpt.config, data_dir).interaction_splits()
+        ranker, ranker_record = ranker_for(
+            ckpt.path, splits.train, splits.dev, list(ckpt.items.ids), ckpt.item_embeddings[1:]
+        )
+        ranker.save(staging)
         (staging / "recommender.json").write_text(
             json.dumps({"users": ckpt.users.ids, "items": ckpt.items.ids, "popular_items": popular})
         )
@@ -151,6 +158,13 @@ def export_bundle(
                 "users": len(ckpt.users),
                 "items": len(ckpt.items),
                 "embedding_dim": ckpt.text_model.embedding_dim,
+            },
+            "ranker": {
+                "files": [RANKER_FILE, RANKER_PARAMS_FILE],
+                "items": len(ranker),
+                "params": ranker_record["params"],
+                "fit": ranker_record["fit"],
+                "dev": ranker_record["dev"],
             },
             "checkpoint_metrics": _checkpoint_metrics(ckpt),
             "software": {

@@ -19,6 +19,10 @@ class Snapshot:
     """Per error code."""
     recommendations: int = 0
     cold_start_users: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    """Recommended items per reason kind (liked, next_item, similar_text, popular_now)."""
+    example: str | None = None
+    """One personal recommendation with its reason, as a user would read it."""
     alerts: list[dict] = field(default_factory=list)
     lag_p95_s: float | None = None
     """Worst p95 event-to-result lag over the last two minutes (from Kafka ingestion time)."""
@@ -51,6 +55,15 @@ def snapshot(engine: Engine) -> Snapshot:
                 )
             )
         ]
+        reasons = dict(
+            conn.execute(text("SELECT reason_kind, sum(items)::bigint FROM v_recommendation_reasons GROUP BY 1")).all()
+        )
+        example = conn.execute(
+            text(
+                "SELECT user_id, item_id, reason FROM v_recommendation_items "
+                "WHERE position = 1 AND NOT cold_start ORDER BY event_ts DESC, user_id LIMIT 1"
+            )
+        ).first()
         lag = conn.execute(
             text("SELECT max(p95_lag_s) FROM v_throughput_per_minute WHERE minute >= now() - interval '2 minutes'")
         ).scalar()
@@ -59,6 +72,8 @@ def snapshot(engine: Engine) -> Snapshot:
         dead_letters={k: int(v) for k, v in dead.items()},
         recommendations=int(recs),
         cold_start_users=int(cold),
+        reasons={k: int(v) for k, v in reasons.items() if k},
+        example=f"user {example[0]}: item {example[1]}, {example[2]}" if example else None,
         alerts=alerts,
         lag_p95_s=float(lag) if lag is not None else None,
     )

@@ -149,6 +149,10 @@ def summary_table(snap: Snapshot, expected: int, rate: float, elapsed: float) ->
     for stream in ("news", "clicks", "items"):
         table.add_row(f"{stream} scored", str(snap.processed.get(stream, 0)))
     table.add_row("recommendations (users)", f"{snap.recommendations} ({snap.cold_start_users} cold start)")
+    if snap.reasons:
+        table.add_row("reasons", ", ".join(f"{k}={v}" for k, v in sorted(snap.reasons.items())))
+    if snap.example:
+        table.add_row("e.g.", snap.example)
     table.add_row("dead letters", ", ".join(f"{k}={v}" for k, v in sorted(snap.dead_letters.items())) or "0")
     table.add_row("accounted / produced", f"{snap.accounted} / {expected}")
     table.add_row("p95 lag (last 2 min)", f"{snap.lag_p95_s:.2f} s" if snap.lag_p95_s is not None else "-")

@@ -126,6 +126,13 @@ class RecommendedItem(BaseModel):
     item_id: str
     score: float
     predicted_rating: float
+    reason_kind: Literal["liked", "next_item", "similar_text", "popular_now"]
+    """What contributed most to the score: a liked item's neighbour weight, the next-item term after a
+    recent item, text similarity (an item nobody has interacted with yet), or recent popularity."""
+    because_item_id: str | None = None
+    """The history item behind the reason (none for ``popular_now``)."""
+    reason: str
+    """The reason in words, e.g. "because you liked Heat (1995)"."""
 
 
 class RecommendationEvent(BaseModel):

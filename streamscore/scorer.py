@@ -32,6 +32,7 @@ import numpy as np
 
 from streamscore.bundle import Bundle, BundleError
 from streamscore.call_plan import CALL_COST_TOKENS, CallPlan, cut_into_calls
+from streamscore.neighbour_ranker import RANKER_FILE, NeighbourRanker
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +160,9 @@ class Scorer:
         self.user_ids: dict[str, int] = {u: i + 1 for i, u in enumerate(rec["users"])}
         self.item_ids: dict[str, int] = {u: i + 1 for i, u in enumerate(rec["items"])}
         self.popular_items: list[str] = rec["popular_items"]
+        if RANKER_FILE not in manifest["files"]:
+            raise BundleError(self.bundle.path, "no ranker in this bundle (exported before it existed): export again")
+        self.ranker = NeighbourRanker.load(self.bundle.file(RANKER_FILE).parent)
         logger.info(
             "scorer ready", extra={key: ",".join(v) if isinstance(v, list) else v for key, v in self.describe().items()}
         )

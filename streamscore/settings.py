@@ -134,7 +134,15 @@ class Settings(BaseSettings):
     )
     recommend_k: int = Field(default=10, ge=1, le=100, description="Items per recommendation.")
     cold_start_min_history: int = Field(
-        default=3, ge=1, description="A user unknown to the model needs this many clicks before personal ranking."
+        default=1,
+        ge=1,
+        description="A user needs this many liked items the model knows (or one recent item) before personal "
+        "ranking; below it they get what is popular now.",
+    )
+    popular_window_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description='"Popular now" for users without history: the items most users clicked in this many seconds.',
     )
     catalog_refresh_s: float = Field(
         default=2.0, gt=0, description="How often each worker reloads item embeddings written by others."

@@ -15,8 +15,11 @@ from trainer.baselines import BiasBaseline, GlobalMean, popularity_scores, tuned
 from trainer.checkpoint import Checkpoint, load_checkpoint
 from trainer.data.formats import SENTIMENT_LABELS
 from trainer.datasets import SplitRecipe
+from trainer.encoder import pretrained_encoder_dir
 from trainer.eval_metrics import classification_report, regression_report
 from trainer.inference import predict_texts
+from trainer.model import MultiTaskTextModel
+from trainer.rec_evaluation import evaluate_recommender, ranker_for
 from trainer.recommender import evaluate_ranking, evaluate_ranking_scores, evaluate_rating
 from trainer.tokenizer import collapses_links
 from trainer.training import choose_device, recommender_data
@@ -33,6 +36,23 @@ class Evaluation:
     review_errors: np.ndarray
     movielens_errors: np.ndarray
     history: dict = field(default_factory=dict)
+
+
+def pretrained_item_embeddings(ckpt: Checkpoint, settings: Settings, device: str) -> np.ndarray:
+    """The catalog's item vectors from the encoder before fine-tuning (what the language model's fine-tuning
+    adds to the recommender is the difference)."""
+    model = MultiTaskTextModel.from_pretrained_encoder(
+        pretrained_encoder_dir(settings.encoder_dir), embedding_layer=ckpt.text_model.config.embedding_layer
+    ).to(device)
+    out = predict_texts(
+        model,
+        ckpt.tokenizer,
+        ckpt.item_texts,
+        ckpt.text_model.config.max_length_item,
+        device=device,
+        desc="items, pretrained encoder",
+    )
+    return out["embedding"].astype(np.float32)
 
 
 def evaluate_checkpoint(checkpoint: Path | Checkpoint, settings: Settings, data_dir: Path | None = None) -> Evaluation:
@@ -116,6 +136,18 @@ def evaluate_checkpoint(checkpoint: Path | Checkpoint, settings: Settings, data_
         "matrix_factorisation": evaluate_ranking_scores(mf.score_all, test),
         "cold_positive_share": float(np.mean(cold[t.ratings >= 4])) if (t.ratings >= 4).any() else 0.0,
     }
+    ranker, record = ranker_for(ckpt.path, ml.train, ml.dev, list(ckpt.items.ids), ckpt.item_embeddings[1:])
+    recommender = evaluate_recommender(
+        ranker,
+        record,
+        ml.train,
+        ml.dev,
+        ml.test,
+        ckpt.item_embeddings[1:],
+        recipe.seed,
+        pretrained_embeddings=pretrained_item_embeddings(ckpt, settings, device),
+    )
+    ranking["served_ranker"] = {k: recommender["model"][k] for k in ("hr@10", "ndcg@10", "cold_hr@10")}
     metrics = {
         "checkpoint": str(ckpt.path),
         "profile": profile.name,
@@ -125,6 +157,7 @@ def evaluate_checkpoint(checkpoint: Path | Checkpoint, settings: Settings, data_
         "review_rating": review,
         "movielens_rating": rating,
         "movielens_ranking": ranking,
+        "recommender": recommender,
         "data": {**text.sizes(), **{f"interactions_{k}": v for k, v in ml.sizes().items()}},
         "training_seconds": ckpt.history.get("seconds", {}),
         "evaluation_seconds": round(time.perf_counter() - started, 1),

@@ -30,6 +30,7 @@ from trainer.eval_metrics import classification_report, regression_report
 from trainer.inference import predict_texts
 from trainer.model import REVIEW_STARS, MultiTaskTextModel
 from trainer.profiles import Profile
+from trainer.rec_evaluation import fit_checkpoint_ranker, save_ranker
 from trainer.recommender import EncodedInteractions, IdIndex, RecommenderConfig, RecommenderData, fit_recommender
 from trainer.text_batches import TokenizedTexts, collate, length_grouped_batches, tokenize
 from trainer.tokenizer import load_tokenizer
@@ -346,7 +347,7 @@ def run_training(
         "items_and_recommender": round(after_text, 1),
         "total": round(setup_seconds + text_total + after_text, 1),
     }
-    return save_checkpoint(
+    checkpoint = save_checkpoint(
         run_dir / "checkpoint",
         text_model=model,
         tokenizer=tokenizer,
@@ -359,3 +360,9 @@ def run_training(
         history=history,
         extra_config={"profile": profile.to_dict(), "sources": sources.to_dict(), "seed": seed},
     )
+    # The served recommender: closed-form, chosen on dev and refit on train + dev (seconds to minutes).
+    ranker, record = fit_checkpoint_ranker(
+        ml_splits.train, ml_splits.dev, items.ids, item_embeddings.astype(np.float32)
+    )
+    save_ranker(checkpoint, ranker, record)
+    return checkpoint

@@ -96,6 +96,7 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         recommend_k=settings.recommend_k,
         cold_start_min_history=settings.cold_start_min_history,
         catalog_refresh_s=settings.catalog_refresh_s,
+        popular_window_s=settings.popular_window_s,
     )
 
 

@@ -31,6 +31,7 @@ from streamscore.settings import Settings
 STAGE_RULES: tuple[tuple[str, str], ...] = (
     ("ONNX Runtime: text model", "streamscore/scorer.py:_run"),
     ("ONNX Runtime: recommender", "streamscore/scorer.py:score_items"),
+    ("ranking and catalog", "streamscore/neighbour_ranker.py"),
     ("tokenizer", "streamscore/scorer.py:encode"),
     ("scorer: padding and outputs", "streamscore/scorer.py"),
     ("PostgreSQL (SQLAlchemy, psycopg2)", "sqlalchemy/"),

@@ -141,6 +141,10 @@ class EntityAlertState(Base):
     updated_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
 
 
+LIKED_KEPT = 1000
+RECENT_KEPT = 20
+
+
 class UserHistory(Base):
     """Distinct items per user in first-interaction order (derived from ``click_events``)."""
 
@@ -148,6 +152,10 @@ class UserHistory(Base):
     user_id: Mapped[str] = mapped_column(Text, primary_key=True)
     items: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
     clicks: Mapped[int] = mapped_column(Integer, server_default="0")
+    liked: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    """The most recent liked items (at most ``LIKED_KEPT``), oldest first: the ranker's input."""
+    recent: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default="{}")
+    """The most recent items of any kind (at most ``RECENT_KEPT``), oldest first: the next-item input."""
     updated_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
 
 
@@ -157,5 +165,7 @@ VIEWS = (
     "v_recommendation_freshness",
     "v_throughput_per_minute",
     "v_dead_letters_by_reason",
+    "v_recommendation_reasons",
+    "v_recommendation_items",
 )
-"""Dashboard views (defined in ``sql/0002.views.sql``); the only relations the reader role may read."""
+"""Dashboard views (``sql/0002.views.sql``, ``0006.ranker_state.sql``); the only relations the reader role may read."""

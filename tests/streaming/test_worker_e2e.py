@@ -41,18 +41,39 @@ def test_replay_two_workers_reconcile_alert_once_and_recommend_unseen(deployment
     surge_ids = {json.loads(r.value)["id"] for r in records if r.key and r.key.startswith("surge-")}
     assert set(raised[0]["evidence"]) <= surge_ids and raised[0]["total_count"] >= deployment.settings.alert_min_count
 
-    seen = {(u, i) for u, i in deployment.rows("SELECT user_id, item_id FROM click_events")}
-    clicks_per_user = Counter(u for u, _ in deployment.rows("SELECT user_id, item_id FROM click_events"))
-    known_users = set(json.loads((deployment.models / CURRENT / "recommender.json").read_text())["users"])
+    stored = deployment.rows("SELECT user_id, item_id, rating FROM click_events")
+    seen = {(u, i) for u, i, _ in stored}
+    clicked: dict[str, set[str]] = {}
+    liked: dict[str, set[str]] = {}
+    for u, i, rating in stored:
+        clicked.setdefault(u, set()).add(i)
+        if rating is None or rating >= 4:
+            liked.setdefault(u, set()).add(i)
+    liked = {u: liked.get(u, set()) for u in clicked}
+    ranker_items = set(json.loads((deployment.models / CURRENT / "ranker.json").read_text())["item_ids"])
     latest = deployment.rows("SELECT user_id, items, cold_start FROM recommendations_latest")
-    assert len(latest) == len({u for u, _ in seen})
+    assert len(latest) == len(clicked)
     for user, items, cold in latest:
         assert len(items) == deployment.settings.recommend_k
         assert not {(user, it["item_id"]) for it in items} & seen, f"user {user} was recommended an item they saw"
-        assert cold == (user not in known_users and clicks_per_user[user] < deployment.settings.cold_start_min_history)
-    assert any(cold for _, _, cold in latest if _ is not None) and any(
-        user.startswith("new-user-") for user, _, cold in latest if cold
-    )
+        # a liked item the ranker knows makes the list personal; cold means every reason is "popular now"
+        if liked[user] & ranker_items:
+            assert not cold, user
+        if not clicked[user] & ranker_items:
+            assert cold, user
+        kinds = {it["reason_kind"] for it in items}
+        assert (kinds == {"popular_now"}) if cold else ("popular_now" not in kinds), (user, kinds)
+        for it in items:  # a reason names an item of the user's own history, in words
+            assert it["reason"] and (it["because_item_id"] is None) == (it["reason_kind"] == "popular_now")
+            assert it["because_item_id"] is None or it["because_item_id"] in clicked[user]
+    by_user = {user: (items, cold) for user, items, cold in latest}
+    new_users = [u for u in by_user if u.startswith("new-user-")]
+    # new users' first clicks on known movies are enough for a personal, explained list
+    assert new_users and all(not by_user[u][1] for u in new_users)
+    # the click on an item whose catalog event never came was stored, and its user served what is popular now
+    assert by_user["u-bad"][1] and deployment.scalar("SELECT count(*) FROM click_events WHERE user_id = 'u-bad'") == 1
+    reasons = dict(deployment.rows("SELECT reason_kind, sum(items) FROM v_recommendation_reasons GROUP BY 1"))
+    assert reasons.get("liked", 0) > 0 and reasons.get("popular_now", 0) > 0, reasons
 
     # both workers took part, and the output topics carry what PostgreSQL holds
     for worker in (first, second):

@@ -144,12 +144,12 @@ def test_invalid_policy_and_token_estimate() -> None:
 def test_top_k_excludes_seen_items_and_breaks_ties_by_id() -> None:
     ids = ["a", "b", "c", "d", "e"]
     scores = np.array([0.5, 0.9, 0.9, 0.1, 0.7])
-    ranked = top_k(ids, scores, np.array([3.0, 4.0, 4.5, 2.0, 3.5]), exclude={"b"}, k=3)
+    ranked = top_k(ids, scores, exclude={"b"}, k=3)
     assert [r.item_id for r in ranked] == ["c", "e", "a"]
-    assert ranked[0].predicted_rating == 4.5
-    assert top_k(ids, scores, scores, exclude=set(ids), k=3) == []
+    assert ranked[0].score == 0.9
+    assert top_k(ids, scores, exclude=set(ids), k=3) == []
     with pytest.raises(ValueError):
-        top_k(ids, scores[:2], scores, exclude=(), k=1)
+        top_k(ids, scores[:2], exclude=(), k=1)
 
 
 def test_popular_fallback_skips_seen() -> None:

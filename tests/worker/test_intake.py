@@ -132,10 +132,10 @@ def test_hostile_news_fields_never_raise(payload: dict) -> None:
 def test_top_k_excludes_seen_breaks_ties_by_id_and_copes_with_few_candidates() -> None:
     ids = ["d", "c", "b", "a", "e"]
     scores = np.array([1.0, 2.0, 2.0, 2.0, 0.5])
-    ranked = top_k(ids, scores, scores * 2, exclude={"c"}, k=3)
+    ranked = top_k(ids, scores, exclude={"c"}, k=3)
     assert [r.item_id for r in ranked] == ["a", "b", "d"]
-    assert [r.item_id for r in top_k(ids, scores, scores, exclude=set(ids) - {"e"}, k=3)] == ["e"]
-    assert top_k(ids, scores, scores, exclude=set(ids), k=3) == []
+    assert [r.item_id for r in top_k(ids, scores, exclude=set(ids) - {"e"}, k=3)] == ["e"]
+    assert top_k(ids, scores, exclude=set(ids), k=3) == []
 
 
 def test_candidate_cache_profiles_and_updates() -> None:

@@ -82,4 +82,10 @@ MODEL_INFO = Gauge(
     registry=REGISTRY,
 )
 MODEL_RELOADS = Counter("streamscore_model_reloads_total", "Bundle swaps, by outcome.", ["outcome"], registry=REGISTRY)
+RANKING_SECONDS = Histogram(
+    "streamscore_ranking_seconds",
+    "Ranker time per click batch (scores, top-K and reasons for every clicking user).",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+    registry=REGISTRY,
+)
 CATALOG_ITEMS = Gauge("streamscore_catalog_items", "Candidate items cached for ranking.", registry=REGISTRY)

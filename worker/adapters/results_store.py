@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TypeVar
 
@@ -21,6 +22,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, Program
 
 from streamscore.db.connection import make_engine
 from streamscore.db.tables import (
+    LIKED_KEPT,
+    RECENT_KEPT,
     Alert,
     ClickEvent,
     DeadLetter,
@@ -189,10 +192,21 @@ def upsert_items(conn: Connection, rows: Sequence[dict]) -> set[str]:
     return {r[0] for r in conn.execute(stmt, list(rows))}
 
 
-def extend_histories(conn: Connection, clicks: Sequence[tuple[str, str]]) -> dict[str, list[str]]:
-    """Add ``(user_id, item_id)`` clicks (newly stored ones only) to the users' histories, row-locked in user
-    order; returns every clicking user's distinct items, oldest first (profile and seen-set)."""
-    users = sorted({u for u, _ in clicks})
+@dataclass
+class UserState:
+    """What the ranker needs of a user: every distinct item (seen, never recommended again), the most recent
+    liked items and the most recent items of any kind (both bounded, oldest first)."""
+
+    items: list[str]
+    liked: list[str]
+    recent: list[str]
+    clicks: int
+
+
+def extend_histories(conn: Connection, clicks: Sequence[tuple[str, str, bool]]) -> dict[str, UserState]:
+    """Add ``(user_id, item_id, liked)`` clicks (newly stored ones only, in event-time order) to the users'
+    state, row-locked in user order; returns every clicking user's updated state."""
+    users = sorted({u for u, _, _ in clicks})
     if not users:
         return {}
     conn.execute(
@@ -200,25 +214,57 @@ def extend_histories(conn: Connection, clicks: Sequence[tuple[str, str]]) -> dic
         [{"user_id": u} for u in users],
     )
     rows = conn.execute(
-        select(UserHistory.user_id, UserHistory.items, UserHistory.clicks)
+        select(UserHistory.user_id, UserHistory.items, UserHistory.liked, UserHistory.recent, UserHistory.clicks)
         .where(UserHistory.user_id.in_(users))
         .order_by(UserHistory.user_id)
         .with_for_update()
     )
-    history = {u: (list(items or []), n) for u, items, n in rows}
-    for user, item in clicks:
-        items, n = history[user]
-        if item not in items:
-            items.append(item)
-        history[user] = (items, n + 1)
+    state = {
+        u: UserState(list(items or []), list(liked or []), list(recent or []), n) for u, items, liked, recent, n in rows
+    }
+    for user, item, liked in clicks:
+        s = state[user]
+        if item not in s.items:
+            s.items.append(item)
+        if liked:
+            s.liked.append(item)
+        s.recent.append(item)
+        s.clicks += 1
+    for s in state.values():
+        del s.liked[:-LIKED_KEPT], s.recent[:-RECENT_KEPT]
     # the rows are locked and exist: one upsert writes them all (an UPDATE per user was a statement per row)
     stmt = insert(UserHistory.__table__)
     stmt = stmt.on_conflict_do_update(
         index_elements=["user_id"],
-        set_={"items": stmt.excluded["items"], "clicks": stmt.excluded["clicks"], "updated_at": text("now()")},
+        set_={c: stmt.excluded[c] for c in ("items", "liked", "recent", "clicks")} | {"updated_at": text("now()")},
     )
-    conn.execute(stmt, [{"user_id": u, "items": history[u][0], "clicks": history[u][1]} for u in users])
-    return {u: items for u, (items, _) in history.items()}
+    conn.execute(
+        stmt,
+        [
+            {
+                "user_id": u,
+                "items": state[u].items,
+                "liked": state[u].liked,
+                "recent": state[u].recent,
+                "clicks": state[u].clicks,
+            }
+            for u in users
+        ],
+    )
+    return state
+
+
+def recent_popular(conn: Connection, window_s: float, limit: int = 100) -> list[str]:
+    """The items clicked by the most users among the clicks stored in the last ``window_s`` seconds (what "popular now"
+    means for a user with no history)."""
+    rows = conn.execute(
+        text(
+            "SELECT item_id FROM click_events WHERE processed_at > now() - make_interval(secs => :window) "
+            "GROUP BY item_id ORDER BY count(DISTINCT user_id) DESC, item_id LIMIT :limit"
+        ),
+        {"window": window_s, "limit": limit},
+    )
+    return [r[0] for r in rows]
 
 
 def known_items(conn: Connection, ids: Iterable[str]) -> set[str]:
@@ -263,12 +309,15 @@ def register_model(conn: Connection, version: str, created_at: datetime, source:
 
 def catalog_embeddings(
     conn: Connection, version: str, since: datetime | None
-) -> list[tuple[str, list[float], datetime]]:
-    """Items embedded by ``version`` (changed after ``since``): the candidates every worker ranks."""
-    query = select(Item.item_id, Item.embedding, Item.updated_at).where(Item.embedding_model_version == version)
+) -> list[tuple[str, list[float], datetime, str]]:
+    """Items embedded by ``version`` (changed after ``since``): the candidates every worker ranks, with
+    their titles (the words of a recommendation's reason)."""
+    query = select(Item.item_id, Item.embedding, Item.updated_at, Item.title).where(
+        Item.embedding_model_version == version
+    )
     if since is not None:
         query = query.where(Item.updated_at > since)
-    return [(r[0], r[1], r[2]) for r in conn.execute(query)]
+    return [(r[0], r[1], r[2], r[3]) for r in conn.execute(query)]
 
 
 def claim_stale_items(

@@ -12,9 +12,8 @@ the typed event or a :class:`~streamscore.events.DeadLetterEvent` with a stable 
 ``future_ts``      stamped more than ``max_future_skew_s`` ahead of the worker's clock
 =================  ===============================================================================
 
-Later stages add ``unknown_item`` (a click on an item the catalog never announced) and ``duplicate_id`` (an
-id already stored from a different Kafka record). A dead letter keeps at most 64 KiB of the payload; the
-original stays addressable by topic, partition and offset.
+Later stages add ``duplicate_id`` (an id already stored from a different Kafka record). A dead letter keeps
+at most 64 KiB of the payload; the original stays addressable by topic, partition and offset.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Turning candidate scores into a top-K recommendation: exclusions, ties, cold start."""
+"""Turning candidate scores into a top-K recommendation: exclusions, ties, cold start (pure)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,11 @@ import numpy as np
 class Ranked:
     item_id: str
     score: float
-    predicted_rating: float
 
 
 def top_k(
     item_ids: Sequence[str],
     scores: np.ndarray,
-    predicted: np.ndarray,
     exclude: Collection[str],
     k: int,
     row_of: Mapping[str, int] | None = None,
@@ -28,8 +26,8 @@ def top_k(
     Linear in the number of candidates (a partition, not a sort); ``row_of`` (item id → position) saves
     building one per call when the caller has it.
     """
-    if len(item_ids) != len(scores) or len(scores) != len(predicted):
-        raise ValueError("item_ids, scores and predicted must have the same length")
+    if len(item_ids) != len(scores):
+        raise ValueError("item_ids and scores must have the same length")
     if k <= 0 or len(item_ids) == 0:
         return []
     s = np.array(scores, dtype=np.float64)
@@ -43,7 +41,7 @@ def top_k(
     kth = np.partition(s, len(s) - take)[len(s) - take]
     candidates = np.flatnonzero(s >= kth) if np.isfinite(kth) else np.flatnonzero(np.isfinite(s))
     order = sorted(candidates.tolist(), key=lambda j: (-s[j], item_ids[j]))[:take]
-    return [Ranked(item_ids[j], float(s[j]), float(predicted[j])) for j in order]
+    return [Ranked(item_ids[j], float(s[j])) for j in order]
 
 
 def popular_fallback(popular: Sequence[str], exclude: Collection[str], k: int) -> list[str]:

@@ -1,5 +1,12 @@
-"""The clicks path: click events → the user's history, and one top-K recommendation per clicking user,
-ranked over the candidate cache the items path keeps."""
+"""The clicks path: click events → the user's state (distinct items, recent liked items, recent items),
+and one top-K recommendation per clicking user with a reason for every item, ranked over the candidate
+cache the items path keeps.
+
+A click on an item whose ``items`` event has not been embedded yet (Kafka orders nothing across topics) is
+stored and counted in the user's state like any other; the item becomes a candidate as soon as its text is
+embedded. The ranker (:class:`streamscore.neighbour_ranker.NeighbourRanker`) costs a bounded amount per user
+whatever the history length; items it has never seen are scored from their text embedding alone.
+"""
 
 from __future__ import annotations
 
@@ -11,38 +18,37 @@ import numpy as np
 from sqlalchemy import Connection
 
 from streamscore.events import ClickEvent, DeadLetterEvent, RecommendationEvent, RecommendedItem
+from streamscore.neighbour_ranker import NeighbourRanker, Reason, UserScores
 from streamscore.scorer import Scorer
 from worker.adapters import prometheus as m
 from worker.adapters import results_store as sql
-from worker.domain.intake import Accepted, Record, dead_letter
+from worker.adapters.results_store import UserState
+from worker.domain.intake import Accepted, Record
 from worker.domain.ranking import popular_fallback, top_k
 from worker.paths.core import BatchCore, BatchReport, Output, to_json
 from worker.paths.items import ItemsPath
+
+
+def liked(event: ClickEvent, positive_rating: float) -> bool:
+    """A click, view or purchase is liked unless it carries a rating below the positive threshold."""
+    return event.rating is None or event.rating >= positive_rating
 
 
 class ClicksPath:
     def __init__(self, core: BatchCore, items: ItemsPath):
         self.core = core
         self.items = items
+        self._ranker_rows: tuple[int, NeighbourRanker | None, np.ndarray] = (-1, None, np.zeros(0, np.int64))
+        self._popular: tuple[float, list[str]] = (0.0, [])
 
     def process(self, records: Sequence[Record]) -> BatchReport:
         core, catalog = self.core, self.items.catalog
         started = time.perf_counter()
         scorer, report, accepted, dead = core.begin(core.topics.clicks, records, ClickEvent, lambda e: e.event_id)
         self.items.refresh_catalog(force=any(a.event.item_id not in catalog for a in accepted))
-        k = core.config.recommend_k
+        positive = scorer.ranker.params.positive_rating
 
         def work(conn: Connection) -> list[DeadLetterEvent]:
-            unknown_ids = {a.event.item_id for a in accepted if a.event.item_id not in catalog}
-            unknown = unknown_ids - sql.known_items(conn, unknown_ids)
-            valid = [a for a in accepted if a.event.item_id not in unknown]
-            batch_dead = dead + [
-                dead_letter(
-                    a.record, "unknown_item", f"item {a.event.item_id!r} is not in the catalog (no items event for it)"
-                )
-                for a in accepted
-                if a.event.item_id in unknown
-            ]
             rows = [
                 {
                     "event_id": a.event.event_id,
@@ -55,17 +61,19 @@ class ClicksPath:
                     "source_offset": a.record.offset,
                     "ingested_at": a.record.ingested_at,
                 }
-                for a in sorted(valid, key=lambda a: a.event.event_id)
+                for a in sorted(accepted, key=lambda a: a.event.event_id)
             ]
             inserted = sql.insert_new(conn, sql.ClickEvent, rows, "event_id")
             new, report.redelivered, dupes_stored = core.sort_redeliveries(
-                conn, sql.ClickEvent, "event_id", valid, inserted, lambda e: e.event_id
+                conn, sql.ClickEvent, "event_id", accepted, inserted, lambda e: e.event_id
             )
-            batch_dead += dupes_stored
+            batch_dead = dead + dupes_stored
             report.processed = len(new)
             ordered = sorted(new, key=lambda a: (a.event.ts, a.event.event_id))
-            history = sql.extend_histories(conn, [(a.event.user_id, a.event.item_id) for a in ordered])
-            recs = self._recommend(conn, new, history, scorer, k)
+            states = sql.extend_histories(
+                conn, [(a.event.user_id, a.event.item_id, liked(a.event, positive)) for a in ordered]
+            )
+            recs = self._recommend(conn, new, states, scorer)
             core.finish(
                 conn, report, batch_dead, [Output(core.topics.recommendations, r.user_id, to_json(r)) for r in recs]
             )
@@ -76,17 +84,33 @@ class ClicksPath:
         all_dead = core.store.transaction(work)
         return core.account(report, records, all_dead, started)
 
-    def _recommend(
-        self,
-        conn: Connection,
-        clicks: list[Accepted[ClickEvent]],
-        history: dict[str, list[str]],
-        scorer: Scorer,
-        k: int,
-    ) -> list[RecommendationEvent]:
-        """One recommendation per user clicking in this batch, triggered by their latest click; ``history``
-        holds each user's distinct items including this batch's."""
+    def _catalog_rows(self, ranker: NeighbourRanker) -> np.ndarray:
+        """For every cached candidate, its row in the ranker (-1 for items the ranker never saw); extended
+        as the cache grows, rebuilt when the model (and so the ranker) changes."""
         catalog = self.items.catalog
+        size, known, rows = self._ranker_rows
+        if known is not ranker or size > len(catalog):
+            size, rows = 0, np.zeros(0, np.int64)
+        if size < len(catalog):
+            extra = np.array([ranker.index.get(i, -1) for i in catalog.ids[size:]], dtype=np.int64)
+            rows = np.concatenate([rows, extra])
+            self._ranker_rows = (len(catalog), ranker, rows)
+        return rows
+
+    def _popular_now(self, conn: Connection, ranker: NeighbourRanker, k: int) -> list[str]:
+        """Recent popularity from the stored clicks, refreshed every ``catalog_refresh_s``; the ranker's
+        popularity from training until the stream has any."""
+        at, items = self._popular
+        if time.monotonic() - at >= self.core.config.catalog_refresh_s:
+            items = sql.recent_popular(conn, self.core.config.popular_window_s, limit=max(100, 3 * k))
+            self._popular = (time.monotonic(), items)
+        return items or ranker.popular(set(), max(100, 3 * k))
+
+    def _recommend(
+        self, conn: Connection, clicks: list[Accepted[ClickEvent]], states: dict[str, UserState], scorer: Scorer
+    ) -> list[RecommendationEvent]:
+        """One recommendation per user clicking in this batch, triggered by their latest click."""
+        catalog, ranker, k = self.items.catalog, scorer.ranker, self.core.config.recommend_k
         if not clicks or not len(catalog):
             return []
         trigger: dict[str, ClickEvent] = {}
@@ -98,35 +122,42 @@ class ClicksPath:
             ):
                 trigger[ev.user_id] = ev
         users = sorted(trigger)
-        profiles = np.zeros((len(users), catalog.dim), dtype=np.float32)
-        counts = np.zeros(len(users), dtype=np.int64)
-        for i, user in enumerate(users):
-            profiles[i], counts[i] = catalog.profile(history[user])
-        user_idx = np.array([scorer.user_index(u) for u in users], dtype=np.int64)
         t0 = time.perf_counter()
-        scores, ratings = scorer.score_items(user_idx, profiles, catalog.indices, catalog.embeddings)
-        m.INFERENCE_SECONDS.labels(self.core.topics.clicks).observe(time.perf_counter() - t0)
-        now = datetime.now(UTC)
-        recs: list[RecommendationEvent] = []
-        rows: list[dict] = []
-        for i, user in enumerate(users):
-            seen = set(history[user])
-            cold = user_idx[i] == 0 and counts[i] < self.core.config.cold_start_min_history
+        rows = self._catalog_rows(ranker)
+        known = rows >= 0
+        unknown_rows = np.flatnonzero(~known)
+        scores = ranker.score_users([states[u].liked for u in users], [states[u].recent for u in users])
+        min_history = self.core.config.cold_start_min_history
+        picks: list[tuple[str, list[tuple[int, float, Reason]], bool]] = []
+        for user, user_scores in zip(users, scores):
+            seen = set(states[user].items)
+            cold = user_scores.cold or len(user_scores.liked) < min_history and not len(user_scores.transitions[0])
             if cold:
-                picks = [p for p in popular_fallback(scorer.popular_items, seen, k * 3) if p in catalog][:k]
-                ranked = [
-                    RecommendedItem(
-                        item_id=p,
-                        score=float(scores[i, catalog.row[p]]),
-                        predicted_rating=float(ratings[i, catalog.row[p]]),
-                    )
-                    for p in picks
+                popular = [p for p in self._popular_now(conn, ranker, k) if p in catalog]
+                chosen = [
+                    (catalog.row[p], 0.0, Reason("popular_now", None, 0.0)) for p in popular_fallback(popular, seen, k)
                 ]
             else:
-                ranked = [
-                    RecommendedItem(item_id=r.item_id, score=r.score, predicted_rating=r.predicted_rating)
-                    for r in top_k(catalog.ids, scores[i], ratings[i], seen, k, row_of=catalog.row)
-                ]
+                chosen = self._rank(user_scores, ranker, rows, known, unknown_rows, seen, k)
+            picks.append((user, chosen, cold))
+        m.RANKING_SECONDS.observe(time.perf_counter() - t0)
+        ratings = self._predicted_ratings(users, states, picks, scorer)
+        now = datetime.now(UTC)
+        recs: list[RecommendationEvent] = []
+        saved: list[dict] = []
+        titles = self.items.titles
+        for (user, chosen, cold), user_ratings in zip(picks, ratings):
+            ranked = [
+                RecommendedItem(
+                    item_id=catalog.ids[row],
+                    score=round(score, 6),
+                    predicted_rating=round(float(rating), 4),
+                    reason_kind=reason.kind,  # type: ignore[arg-type]
+                    because_item_id=reason.item_id,
+                    reason=reason.text(titles),
+                )
+                for (row, score, reason), rating in zip(chosen, user_ratings)
+            ]
             event = RecommendationEvent(
                 user_id=user,
                 items=ranked,
@@ -136,7 +167,7 @@ class ClicksPath:
                 trigger_event_id=trigger[user].event_id,
             )
             recs.append(event)
-            rows.append(
+            saved.append(
                 {
                     "trigger_event_id": event.trigger_event_id,
                     "user_id": user,
@@ -146,5 +177,53 @@ class ClicksPath:
                     "event_ts": trigger[user].ts,
                 }
             )
-        sql.save_recommendations(conn, rows)
+        sql.save_recommendations(conn, saved)
         return recs
+
+    def _rank(
+        self,
+        scores: UserScores,
+        ranker: NeighbourRanker,
+        rows: np.ndarray,
+        known: np.ndarray,
+        unknown_rows: np.ndarray,
+        seen: set[str],
+        k: int,
+    ) -> list[tuple[int, float, Reason]]:
+        """Top ``k`` catalog rows for one user with the reason of each: known items from the ranker's scores,
+        items it never saw from their text embeddings."""
+        catalog = self.items.catalog
+        candidate = np.full(len(catalog), -np.inf, dtype=np.float32)
+        candidate[known] = scores.total[rows[known]]
+        if len(unknown_rows) and len(scores.liked):
+            candidate[unknown_rows] = ranker.score_embedded(scores, catalog.embeddings[unknown_rows])
+        chosen = []
+        for r in top_k(catalog.ids, candidate, seen, k, row_of=catalog.row):
+            row = catalog.row[r.item_id]
+            if rows[row] >= 0:
+                reason = ranker.explain(scores, int(rows[row]))
+            else:
+                reason = ranker.explain(scores, None, embedding=catalog.embeddings[row])
+            chosen.append((row, r.score, reason))
+        return chosen
+
+    def _predicted_ratings(
+        self,
+        users: list[str],
+        states: dict[str, UserState],
+        picks: list[tuple[str, list[tuple[int, float, Reason]], bool]],
+        scorer: Scorer,
+    ) -> list[np.ndarray]:
+        """The rating tower's prediction for the chosen items only (one call for the batch)."""
+        catalog = self.items.catalog
+        union = sorted({row for _, chosen, _ in picks for row, _, _ in chosen})
+        if not union:
+            return [np.zeros(0) for _ in picks]
+        col = {row: c for c, row in enumerate(union)}
+        profiles = np.zeros((len(users), catalog.dim), dtype=np.float32)
+        for i, user in enumerate(users):
+            profiles[i], _ = catalog.profile(states[user].items)
+        user_idx = np.array([scorer.user_index(u) for u in users], dtype=np.int64)
+        item_rows = np.array(union, dtype=np.int64)
+        _, ratings = scorer.score_items(user_idx, profiles, catalog.indices[item_rows], catalog.embeddings[item_rows])
+        return [ratings[i, [col[row] for row, _, _ in chosen]] for i, (_, chosen, _) in enumerate(picks)]

@@ -83,8 +83,9 @@ class PipelineConfig:
     rule: AlertRule = AlertRule()
     max_future_skew_s: float = 86400.0
     recommend_k: int = 10
-    cold_start_min_history: int = 3
+    cold_start_min_history: int = 1
     catalog_refresh_s: float = 2.0
+    popular_window_s: float = 3600.0
 
 
 def to_json(model: BaseModel) -> bytes:

@@ -21,6 +21,8 @@ class ItemsPath:
         self.core = core
         manifest = core.models.scorer.bundle.manifest
         self.catalog = CandidateCache(dim=int(manifest["text_model"]["outputs"]["embedding"]["shape"][1]))
+        self.titles: dict[str, str] = {}
+        """Item id → title of every cached candidate (a reason names the item it points at)."""
 
     def process(self, records: Sequence[Record]) -> BatchReport:
         core = self.core
@@ -59,6 +61,7 @@ class ItemsPath:
             return written
 
         written = core.store.transaction(work)
+        self.titles.update((r["item_id"], r["title"]) for r in rows if r["item_id"] in written)
         if self.catalog.version == scorer.version:
             self.catalog.upsert(
                 ((r["item_id"], r["embedding"], None) for r in rows if r["item_id"] in written), scorer.item_index
@@ -76,7 +79,8 @@ class ItemsPath:
         since = self.catalog.since()
         rows = self.core.store.transaction(lambda conn: sql.catalog_embeddings(conn, scorer.version, since))
         self.catalog.mark_refreshed()
-        return self.catalog.upsert(rows, scorer.item_index)
+        self.titles.update((item_id, title) for item_id, _, _, title in rows)
+        return self.catalog.upsert(((i, e, u) for i, e, u, _ in rows), scorer.item_index)
 
     def reembed_stale(self, limit: int = 256) -> int:
         """Re-embed up to ``limit`` catalog items embedded by another model version (after a swap)."""
