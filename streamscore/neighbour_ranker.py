@@ -95,16 +95,18 @@ class SparseRows:
         return len(self.indptr) - 1
 
     def gather(self, rows: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Columns, weighted values and source row of every stored entry of ``rows``."""
+        """Columns, weighted values and source row of every stored entry of ``rows`` (vectorised: one
+        ``arange`` over all entries, no Python loop over rows)."""
         if len(rows) == 0:
             return np.zeros(0, np.int32), np.zeros(0, np.float32), np.zeros(0, np.int64)
-        starts, ends = self.indptr[rows], self.indptr[rows + 1]
-        lengths = ends - starts
-        positions = (
-            np.concatenate([np.arange(s, e) for s, e in zip(starts, ends)]) if lengths.sum() else np.zeros(0, int)
-        )
-        source = np.repeat(rows, lengths)
-        return self.indices[positions], self.data[positions] * np.repeat(weights, lengths), source
+        starts = self.indptr[rows]
+        lengths = self.indptr[rows + 1] - starts
+        total = int(lengths.sum())
+        if not total:
+            return np.zeros(0, np.int32), np.zeros(0, np.float32), np.zeros(0, np.int64)
+        before = np.cumsum(lengths) - lengths
+        positions = np.arange(total) + np.repeat(starts - before, lengths)
+        return self.indices[positions], self.data[positions] * np.repeat(weights, lengths), np.repeat(rows, lengths)
 
 
 @dataclass(frozen=True)
@@ -220,6 +222,21 @@ class NeighbourRanker:
         return self.params.text_weight * (np.asarray(embeddings, np.float32) @ scores.text_state)
 
     # -- explaining ------------------------------------------------------------------------------------
+    def explain_many(self, scores: UserScores, items: Sequence[int]) -> list[Reason]:
+        """:meth:`explain` for several of the ranker's items at once: the sparse terms are filtered to those
+        items in one pass, so a top-K costs one scan of the user's entries, not K."""
+        if scores.cold:
+            return [Reason("popular_now", None, 0.0) for _ in items]
+        wanted = np.asarray(items, dtype=np.int64)
+        best: dict[int, Reason] = {}
+        for kind, (cols, vals, src) in (("liked", scores.collaborative), ("next_item", scores.transitions)):
+            hit = np.flatnonzero(np.isin(cols, wanted))
+            for pos in hit[np.argsort(-vals[hit], kind="stable")]:
+                item = int(cols[pos])
+                if item not in best or vals[pos] > best[item].contribution:
+                    best[item] = Reason(kind, self.item_ids[int(src[pos])], float(vals[pos]))
+        return [best.get(int(i)) or self.explain(scores, int(i)) for i in wanted]
+
     def explain(self, scores: UserScores, item: int | None, embedding: np.ndarray | None = None) -> Reason:
         """The largest single contribution to ``item``'s score (an index of the ranker, or None for an item
         known only by its ``embedding``)."""

@@ -137,3 +137,10 @@ def test_a_catalog_over_the_dense_limit_keeps_the_collaborative_part_on_its_most
     # the items left out are still ranked, through the text bridge
     scores = head.user_scores(liked=[ITEMS[min(kept)]], recent=[])
     assert np.count_nonzero(scores.total[[i for i in range(len(ITEMS)) if i not in kept]]) > 0
+
+
+def test_explaining_many_items_at_once_gives_each_item_its_own_reason() -> None:
+    ranker = fit_ranker(_two_communities(), ITEMS, _embeddings(), FitParams(ease_lambda=1.0, ridge=0.1))
+    scores = ranker.user_scores(liked=["i0", "i3"], recent=["i3", "i0"])
+    items = [1, 2, 4, 5, 7]
+    assert ranker.explain_many(scores, items) == [ranker.explain(scores, i) for i in items]

@@ -197,15 +197,19 @@ class ClicksPath:
         candidate[known] = scores.total[rows[known]]
         if len(unknown_rows) and len(scores.liked):
             candidate[unknown_rows] = ranker.score_embedded(scores, catalog.embeddings[unknown_rows])
-        chosen = []
-        for r in top_k(catalog.ids, candidate, seen, k, row_of=catalog.row):
-            row = catalog.row[r.item_id]
-            if rows[row] >= 0:
-                reason = ranker.explain(scores, int(rows[row]))
-            else:
-                reason = ranker.explain(scores, None, embedding=catalog.embeddings[row])
-            chosen.append((row, r.score, reason))
-        return chosen
+        top = [(catalog.row[r.item_id], r.score) for r in top_k(catalog.ids, candidate, seen, k, row_of=catalog.row)]
+        known_top = [int(rows[row]) for row, _ in top if rows[row] >= 0]
+        reasons = dict(zip(known_top, ranker.explain_many(scores, known_top)))
+        return [
+            (
+                row,
+                score,
+                reasons[int(rows[row])]
+                if rows[row] >= 0
+                else ranker.explain(scores, None, embedding=catalog.embeddings[row]),
+            )
+            for row, score in top
+        ]
 
     def _predicted_ratings(
         self,
