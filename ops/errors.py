@@ -16,3 +16,7 @@ class StackError(StreamscoreError):
         if log_tail:
             message += f"\n--- last log lines ---\n{log_tail}"
         super().__init__(message)
+
+
+class ProduceFailed(StreamscoreError):
+    """Records a replay sent were not acknowledged by the brokers within the delivery timeout."""

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ops.errors import ProduceFailed
 from streamscore.topics import Topics
 
 MOVIELENS = "movielens_latest_small"
@@ -271,14 +272,27 @@ def produce(
     from kafka import KafkaProducer
     from tqdm import tqdm
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, retries=10, **client_options)
+    # A broker restart or a leader move takes seconds: retry until the delivery timeout rather than a count,
+    # one request in flight per connection so retries keep each partition's order.
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        linger_ms=5,
+        retries=2**31 - 1,
+        retry_backoff_ms=250,
+        delivery_timeout_ms=180_000,
+        max_in_flight_requests_per_connection=1,
+        **client_options,
+    )
     counts: Counter[str] = Counter()
+    pending = []
     started = time.perf_counter()
     try:
         for sent, rec in enumerate(
             tqdm(records, desc="replay", unit="ev", disable=not progress, mininterval=0.5), start=1
         ):
-            producer.send(rec.topic, key=rec.key.encode() if rec.key is not None else None, value=rec.value)
+            key = rec.key.encode() if rec.key is not None else None
+            pending.append(producer.send(rec.topic, key=key, value=rec.value))
             counts[rec.topic] += 1
             if rate > 0:
                 ahead = sent / rate - (time.perf_counter() - started)
@@ -287,4 +301,7 @@ def produce(
         producer.flush()
     finally:
         producer.close()
+    failed = [f.exception for f in pending if f.failed()]
+    if failed:
+        raise ProduceFailed(f"{len(failed)} of {len(pending)} records were not delivered: {failed[0]!r}")
     return dict(counts)

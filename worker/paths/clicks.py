@@ -132,14 +132,15 @@ class ClicksPath:
         for user, user_scores in zip(users, scores):
             seen = set(states[user].items)
             cold = user_scores.cold or len(user_scores.liked) < min_history and not len(user_scores.transitions[0])
-            if cold:
+            chosen = [] if cold else self._rank(user_scores, ranker, rows, known, unknown_rows, seen, k)
+            # slots no personal term reached are filled with what is popular now, and said so
+            chosen = [c for c in chosen if c[1] > 0 and c[2].kind != "popular_now"]
+            if len(chosen) < k:
+                taken = seen | {catalog.ids[row] for row, _, _ in chosen}
                 popular = [p for p in self._popular_now(conn, ranker, k) if p in catalog]
-                chosen = [
-                    (catalog.row[p], 0.0, Reason("popular_now", None, 0.0)) for p in popular_fallback(popular, seen, k)
-                ]
-            else:
-                chosen = self._rank(user_scores, ranker, rows, known, unknown_rows, seen, k)
-            picks.append((user, chosen, cold))
+                now = Reason("popular_now", None, 0.0)
+                chosen += [(catalog.row[p], 0.0, now) for p in popular_fallback(popular, taken, k - len(chosen))]
+            picks.append((user, chosen, not any(reason.kind != "popular_now" for _, _, reason in chosen)))
         m.RANKING_SECONDS.observe(time.perf_counter() - t0)
         ratings = self._predicted_ratings(users, states, picks, scorer)
         now = datetime.now(UTC)
