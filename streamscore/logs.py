@@ -78,5 +78,8 @@ def configure_logging(level: str = "WARNING", fmt: str = "logfmt") -> None:
     root.addHandler(handler)
     root.setLevel(logging.WARNING)
     logging.getLogger("streamscore").setLevel(level.upper())
-    for stage in ("trainer", "export", "worker"):
+    for stage in ("trainer", "export", "worker", "ops"):
         logging.getLogger(stage).setLevel(level.upper())
+    # kafka-python times its own I/O tasks and warns when one exceeds 100 ms: on a loaded machine that is
+    # CPU contention, not a fault anyone can act on; its real errors still come through at ERROR.
+    logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
