@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 
 import numpy as np
@@ -188,7 +189,7 @@ def fit_ranker(
     )
 
 
-def ranker_scorer(ranker: NeighbourRanker, histories: Histories) -> callable:
+def ranker_scorer(ranker: NeighbourRanker, histories: Histories) -> Callable[[list[str]], np.ndarray]:
     """Adapter to :func:`trainer.ranking_eval.top_lists`: the ranker's scores for a chunk of users."""
     ids = ranker.item_ids
 

@@ -41,15 +41,10 @@ def test_replay_two_workers_reconcile_alert_once_and_recommend_unseen(deployment
     surge_ids = {json.loads(r.value)["id"] for r in records if r.key and r.key.startswith("surge-")}
     assert set(raised[0]["evidence"]) <= surge_ids and raised[0]["total_count"] >= deployment.settings.alert_min_count
 
-    stored = deployment.rows("SELECT user_id, item_id, rating FROM click_events")
-    seen = {(u, i) for u, i, _ in stored}
+    seen = {(u, i) for u, i in deployment.rows("SELECT user_id, item_id FROM click_events")}
     clicked: dict[str, set[str]] = {}
-    liked: dict[str, set[str]] = {}
-    for u, i, rating in stored:
+    for u, i in seen:
         clicked.setdefault(u, set()).add(i)
-        if rating is None or rating >= 4:
-            liked.setdefault(u, set()).add(i)
-    liked = {u: liked.get(u, set()) for u in clicked}
     ranker_items = set(json.loads((deployment.models / CURRENT / "ranker.json").read_text())["item_ids"])
     latest = deployment.rows("SELECT user_id, items, cold_start FROM recommendations_latest")
     assert len(latest) == len(clicked)
