@@ -98,13 +98,13 @@ class ClicksPath:
         return rows
 
     def _popular_now(self, conn: Connection, ranker: NeighbourRanker, k: int) -> list[str]:
-        """Recent popularity from the stored clicks, refreshed every ``catalog_refresh_s``; the ranker's
-        popularity from training until the stream has any."""
+        """Recent popularity from the stored clicks (refreshed every ``catalog_refresh_s``), then the ranker's
+        popularity from training, so a thin stream still fills a whole list."""
         at, items = self._popular
         if time.monotonic() - at >= self.core.config.catalog_refresh_s:
             items = sql.recent_popular(conn, self.core.config.popular_window_s, limit=max(100, 3 * k))
             self._popular = (time.monotonic(), items)
-        return items or ranker.popular(set(), max(100, 3 * k))
+        return list(dict.fromkeys([*items, *ranker.popular(set(), max(300, 10 * k))]))
 
     def _recommend(
         self, conn: Connection, clicks: list[Accepted[ClickEvent]], states: dict[str, UserState], scorer: Scorer
