@@ -444,6 +444,29 @@ def bench_soak_command(
     )
 
 
+@bench_app.command("clicks")
+def bench_clicks_command(
+    against: Annotated[
+        str, typer.Option(help="The git revision to run beside this checkout (default: before the ranker).")
+    ] = "c218dd2",
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("docs/benchmarks"),
+) -> None:
+    """The click path of this checkout beside another revision's, in one run: capacity, sustained rate and
+    latency of one worker (JSON, markdown, PNG)."""
+    from ops.bench.clicks_bench import run_clicks_bench
+
+    try:
+        report = run_clicks_bench(get_settings(), out, against)
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    for name, row in report["revisions"].items():
+        console.print(
+            f"{name}: capacity {row['capacity']['events_per_s']} clicks/s, sustained {row['sustained_events_per_s']}"
+        )
+    console.print(f"ratio {report['ratio_capacity']}×; written: {out / 'clicks.md'}")
+
+
 @bench_app.command("recommender")
 def bench_recommender_command(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("docs/benchmarks"),

@@ -43,16 +43,21 @@ class WorkerProcess:
     log: Path
 
     @classmethod
-    def start(cls, port: int, log_dir: Path, env: dict[str, str] | None = None) -> WorkerProcess:
+    def start(
+        cls, port: int, log_dir: Path, env: dict[str, str] | None = None, module: str = "ops", cwd: Path | None = None
+    ) -> WorkerProcess:
+        """``python -m <module> worker`` in ``cwd``: another revision's worker runs from its own tree (``-m``
+        puts the working directory first on the path), and its CLI package may have another name."""
         log_dir.mkdir(parents=True, exist_ok=True)
         log = log_dir / f"worker-{port}.log"
         handle = log.open("ab")
         process = subprocess.Popen(
-            [sys.executable, "-m", "ops", "worker", "--web-port", str(port)],
+            [sys.executable, "-m", module, "worker", "--web-port", str(port)],
             stdout=handle,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {})},
             start_new_session=True,
+            cwd=cwd,
         )
         return cls(process, port, log)
 
@@ -67,12 +72,12 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise StackError(f"worker on port {self.port} exited with {self.process.returncode}; see {self.log}")
+                raise StackError("worker", f"port {self.port}: exited with {self.process.returncode}; see {self.log}")
             state = self.ready()
             if state and state.get("ready"):
                 return state
             time.sleep(0.5)
-        raise StackError(f"worker on port {self.port} not ready after {timeout_s:.0f} s; see {self.log}")
+        raise StackError("worker", f"port {self.port}: not ready after {timeout_s:.0f} s; see {self.log}")
 
     def metrics(self) -> dict[str, float]:
         """The worker's Prometheus samples, ``name{labels}`` → value (empty when it does not answer)."""

@@ -180,6 +180,7 @@ class NeighbourRanker:
         """Items with a collaborative column; the others are scored through the text bridge."""
         self._cold_items = np.flatnonzero(~self.warm)
         self._cold_embeddings = np.ascontiguousarray(self.item_embeddings[self._cold_items])
+        self._popular_order = np.argsort(-self.popularity, kind="stable")
 
     def __len__(self) -> int:
         return len(self.item_ids)
@@ -228,14 +229,26 @@ class NeighbourRanker:
         if scores.cold:
             return [Reason("popular_now", None, 0.0) for _ in items]
         wanted = np.asarray(items, dtype=np.int64)
-        best: dict[int, Reason] = {}
+        slot = np.full(len(self.item_ids), -1, dtype=np.int64)
+        slot[wanted] = np.arange(len(wanted))
+        best_val = np.full(len(wanted), -np.inf, dtype=np.float64)
+        best: list[Reason | None] = [None] * len(wanted)
         for kind, (cols, vals, src) in (("liked", scores.collaborative), ("next_item", scores.transitions)):
-            hit = np.flatnonzero(np.isin(cols, wanted))
-            for pos in hit[np.argsort(-vals[hit], kind="stable")]:
-                item = int(cols[pos])
-                if item not in best or vals[pos] > best[item].contribution:
-                    best[item] = Reason(kind, self.item_ids[int(src[pos])], float(vals[pos]))
-        return [best.get(int(i)) or self.explain(scores, int(i)) for i in wanted]
+            if not len(cols):
+                continue
+            where = slot[cols]
+            hit = np.flatnonzero(where >= 0)
+            if not len(hit):
+                continue
+            # per wanted item, its largest entry: sort the hits by (item, -value) and keep each item's first
+            order = hit[np.lexsort((-vals[hit], where[hit]))]
+            first = order[np.r_[True, where[order][1:] != where[order][:-1]]]
+            for pos in first:
+                j = int(where[pos])
+                if vals[pos] > best_val[j]:
+                    best_val[j] = float(vals[pos])
+                    best[j] = Reason(kind, self.item_ids[int(src[pos])], float(vals[pos]))
+        return [b if b is not None else self.explain(scores, int(i)) for b, i in zip(best, wanted)]
 
     def explain(self, scores: UserScores, item: int | None, embedding: np.ndarray | None = None) -> Reason:
         """The largest single contribution to ``item``'s score (an index of the ranker, or None for an item
@@ -260,8 +273,15 @@ class NeighbourRanker:
         return best
 
     def popular(self, exclude: set[str], k: int) -> list[str]:
-        order = np.argsort(-self.popularity, kind="stable")
-        return [self.item_ids[i] for i in order if self.item_ids[i] not in exclude][:k]
+        """The ``k`` most popular items (training popularity) not in ``exclude``; stops as soon as it has them."""
+        out: list[str] = []
+        for i in self._popular_order:
+            item = self.item_ids[i]
+            if item not in exclude:
+                out.append(item)
+                if len(out) == k:
+                    break
+        return out
 
     # -- persistence -----------------------------------------------------------------------------------
     def save(self, folder: Path) -> list[Path]:

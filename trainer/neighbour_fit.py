@@ -202,6 +202,45 @@ def ranker_scorer(ranker: NeighbourRanker, histories: Histories) -> Callable[[li
     return score
 
 
+TEXT_REACH_TOLERANCE = 0.05
+"""Share of dev nDCG@10 the text weight may give up so that items nobody has interacted with reach top 10s."""
+
+
+def choose_text_weight(results: dict[float, dict], tolerance: float = TEXT_REACH_TOLERANCE) -> float:
+    """The text weight, from its dev figures (``{weight: {"ndcg@10", "hr@10", "cold_hr@10"}}``).
+
+    Plain dev nDCG picks the weight that never shows a new item (a new item is a small share of any dev
+    set's positives, and every slot it takes is a slot a proven item lost). A recommender that never shows
+    new items never gets the clicks that would make them warm, so the rule is: the best weight, by dev nDCG
+    then HR, among those that put a cold positive in a dev top 10, as long as it keeps ``1 − tolerance`` of the
+    best dev nDCG of all; otherwise the best of all."""
+
+    def key(weight: float) -> tuple[float, float, float]:
+        r = results[weight]
+        return (r["ndcg@10"], r["hr@10"], -weight)
+
+    best = max(results, key=key)
+    reaching = [w for w, r in results.items() if r.get("cold_hr@10", 0.0) > 0.0]
+    if not reaching:
+        return best
+    best_reaching = max(reaching, key=key)
+    floor = (1.0 - tolerance) * results[best]["ndcg@10"]
+    return best_reaching if results[best_reaching]["ndcg@10"] >= floor else best
+
+
+WINDOW_TOLERANCE = 0.01
+"""Share of dev nDCG@10 a shorter window may give up: each liked item in it costs ``neighbours`` multiply-adds on
+every click of the user."""
+
+
+def choose_window(results: dict[int, dict], tolerance: float = WINDOW_TOLERANCE) -> int:
+    """The shortest window whose dev nDCG@10 is within ``tolerance`` (relative) of the best window's. The
+    window is the per-click cost: a user's scores gather ``window × neighbours`` weights on every click, so a
+    window five times shorter is five times less work for the heaviest users."""
+    best = max(r["ndcg@10"] for r in results.values())
+    return min(w for w, r in results.items() if r["ndcg@10"] >= (1.0 - tolerance) * best)
+
+
 @dataclass(frozen=True)
 class RankerChoice:
     fit: FitParams
@@ -220,10 +259,15 @@ def choose_ranker(
     next_item_lambdas: tuple[float, ...] = (10.0, 50.0, 200.0),
     transition_weights: tuple[float, ...] = (0.0, 2.0, 4.0, 8.0, 16.0),
     text_weights: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0),
+    reach_tolerance: float = TEXT_REACH_TOLERANCE,
+    windows: tuple[int, ...] = (100, 200, 500, 1000),
+    window_tolerance: float = WINDOW_TOLERANCE,
 ) -> RankerChoice:
     """Coordinate search on dev nDCG@10 (HR@10 breaks ties), one hyper-parameter at a time, each weight fit
     once and reused across the choices that do not change it: EASE's λ, the next-item λ, the next-item
-    weight, the text weight. The model is fit on ``train`` only; the caller refits on train + dev."""
+    weight, the text weight (under the reach rule of :func:`choose_text_weight`), and the window of liked items
+    a user is scored from (the cost rule of :func:`choose_window`). The model is fit on
+    ``train`` only; the caller refits on train + dev."""
     started = time.perf_counter()
     n = len(item_ids)
     index = {item: i for i, item in enumerate(item_ids)}
@@ -262,15 +306,24 @@ def choose_ranker(
     assert best_w is not None
     _, fit, w = best_w
     ranker = fit_ranker(train, item_ids, item_embeddings, fit, params, ease=b, next_item=w)
-    for field, values in (("transition_weight", transition_weights), ("text_weight", text_weights)):
+    for field, values in (
+        ("window", windows),
+        ("transition_weight", transition_weights),
+        ("text_weight", text_weights),
+    ):
         results = {}
         for value in values:
             ranker.params = replace(params, **{field: value})
             results[value] = score(ranker, fit)
-        chosen = values[0]
-        for value in values[1:]:
-            if better(results[value], results[chosen]):
-                chosen = value
+        if field == "window":
+            chosen = choose_window(results, window_tolerance)
+        elif field == "text_weight":
+            chosen = choose_text_weight(results, reach_tolerance)
+        else:
+            chosen = values[0]
+            for value in values[1:]:
+                if better(results[value], results[chosen]):
+                    chosen = value
         params = replace(params, **{field: chosen})
     ranker.params = params
     dev_result = evaluate(task, ranker_scorer(ranker, histories), item_embeddings)

@@ -101,12 +101,14 @@ def evaluate_recommender(
     params = ranker.params
     probe = text_probe_weight(record)
     ablation: dict[str, dict] = {}
-    for name, changed in (
+    variants = [
         ("EASE part only (bounded window, top-k rows)", replace(params, transition_weight=0.0, text_weight=0.0)),
         ("+ next-item term", replace(params, text_weight=0.0)),
-        ("+ text bridge at the served weight (the served model)", params),
-        (f"+ text bridge at γ = {probe}, fine-tuned MiniLM", replace(params, text_weight=probe)),
-    ):
+        (f"+ text bridge at γ = {params.text_weight} (the served model)", params),
+    ]
+    if probe != params.text_weight:
+        variants.append((f"+ text bridge at γ = {probe}, fine-tuned MiniLM", replace(params, text_weight=probe)))
+    for name, changed in variants:
         ranker.params = changed
         ablation[name] = evaluate(task, ranker_scorer(ranker, histories), embeddings)
     ranker.params = params
@@ -141,8 +143,10 @@ def evaluate_recommender(
 
 
 def text_probe_weight(record: dict) -> float:
-    """The smallest text weight that put a cold positive in a dev top 10 (what the text bridge can do for
-    items nobody has interacted with, shown beside the served weight even when dev chose less)."""
+    """The served text weight when it is above zero, else the smallest that put a cold positive in a dev top
+    10 (what the text bridge can do for items nobody has interacted with, shown even when dev chose none)."""
+    if record["params"].get("text_weight", 0.0) > 0:
+        return float(record["params"]["text_weight"])
     weights = [g["text_weight"] for g in record.get("grid", []) if g.get("cold_hr@10", 0) > 0 and g["text_weight"] > 0]
     return min(weights) if weights else 2.0
 

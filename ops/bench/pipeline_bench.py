@@ -80,6 +80,9 @@ class Deployment:
     workers: int = 1
     batch_events: int | None = None  # None: the worker's configured defaults
     batch_wait_ms: float | None = None
+    source: Path | None = None
+    """Another revision's source tree to run the workers from (``None``: this checkout)."""
+    cli_module: str = "ops"
     procs: list[WorkerProcess] = field(default_factory=list)
     topics: Topics | None = None
     prefix: str = ""
@@ -130,7 +133,12 @@ class Deployment:
                 "STREAMSCORE_LOG_LEVEL": "WARNING",
                 "STREAMSCORE_WRITER_DATABASE_URL": writer_url(self.settings),
             }
-            self.procs.append(WorkerProcess.start(port, self.settings.stack_dir / "logs", env))
+            if self.source is not None:
+                env["PYTHONPATH"] = str(self.source)
+                env["STREAMSCORE_DATA_DIR"] = str(Path(self.settings.data_dir).resolve())
+                env["STREAMSCORE_STACK_DIR"] = str(Path(self.settings.stack_dir).resolve())
+            logs = self.settings.stack_dir / "logs"
+            self.procs.append(WorkerProcess.start(port, logs, env, self.cli_module, cwd=self.source))
 
     def preload(self, records: list[Produced]) -> None:
         """Stop the workers and put ``records`` in Kafka, so the next workers start on a backlog."""

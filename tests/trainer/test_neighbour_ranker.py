@@ -10,7 +10,15 @@ import numpy as np
 import pandas as pd
 
 from streamscore.neighbour_ranker import NeighbourRanker, RankerParams, SparseRows, mmr
-from trainer.neighbour_fit import FitParams, Histories, fit_ease, fit_next_item, fit_ranker, liked_matrix
+from trainer.neighbour_fit import (
+    FitParams,
+    Histories,
+    choose_text_weight,
+    fit_ease,
+    fit_next_item,
+    fit_ranker,
+    liked_matrix,
+)
 from trainer.ranking_eval import RankingTask, accuracy, beyond_accuracy
 
 ITEMS = [f"i{n}" for n in range(8)]
@@ -144,3 +152,23 @@ def test_explaining_many_items_at_once_gives_each_item_its_own_reason() -> None:
     scores = ranker.user_scores(liked=["i0", "i3"], recent=["i3", "i0"])
     items = [1, 2, 4, 5, 7]
     assert ranker.explain_many(scores, items) == [ranker.explain(scores, i) for i in items]
+
+
+def test_the_text_weight_pays_a_bounded_price_for_reaching_new_items() -> None:
+    def fig(ndcg: float, cold: float) -> dict:
+        return {"ndcg@10": ndcg, "hr@10": 0.4, "cold_hr@10": cold}
+
+    dev = {0.0: fig(0.1151, 0.0), 1.0: fig(0.1151, 0.0), 2.0: fig(0.1125, 0.013), 4.0: fig(0.0915, 0.025)}
+    assert choose_text_weight(dev) == 2.0  # 2.3 % below the best, and it reaches new items
+    assert choose_text_weight(dev, tolerance=0.01) == 0.0  # too dear: ties go to the smaller weight
+    assert choose_text_weight({w: fig(r["ndcg@10"], 0.0) for w, r in dev.items()}) == 0.0
+    assert choose_text_weight({0.0: fig(0.10, 0.0), 1.0: fig(0.11, 0.01)}) == 1.0
+
+
+def test_the_window_is_the_shortest_within_a_percent_of_the_best() -> None:
+    from trainer.neighbour_fit import choose_window
+
+    dev = {100: {"ndcg@10": 0.100}, 200: {"ndcg@10": 0.1145}, 500: {"ndcg@10": 0.1150}, 1000: {"ndcg@10": 0.1151}}
+    assert choose_window(dev) == 200
+    assert choose_window(dev, tolerance=0.0) == 1000
+    assert choose_window(dev, tolerance=0.2) == 100

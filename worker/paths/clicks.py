@@ -28,6 +28,11 @@ from worker.domain.ranking import popular_fallback, top_k
 from worker.paths.core import BatchCore, BatchReport, Output, to_json
 from worker.paths.items import ItemsPath
 
+POPULAR_REFRESH_S = 10.0
+"""How often "popular now" is recomputed from the stored clicks (it moves on a scale of minutes)."""
+POPULAR_SAMPLE = 20_000
+"""The most recent clicks "popular now" is counted over: a bounded read, however busy the stream."""
+
 
 def liked(event: ClickEvent, positive_rating: float) -> bool:
     """A click, view or purchase is liked unless it carries a rating below the positive threshold."""
@@ -98,11 +103,13 @@ class ClicksPath:
         return rows
 
     def _popular_now(self, conn: Connection, ranker: NeighbourRanker, k: int) -> list[str]:
-        """Recent popularity from the stored clicks (refreshed every ``catalog_refresh_s``), then the ranker's
+        """Recent popularity from the stored clicks (refreshed every ``POPULAR_REFRESH_S``), then the ranker's
         popularity from training, so a thin stream still fills a whole list."""
         at, items = self._popular
-        if time.monotonic() - at >= self.core.config.catalog_refresh_s:
-            items = sql.recent_popular(conn, self.core.config.popular_window_s, limit=max(100, 3 * k))
+        if time.monotonic() - at >= POPULAR_REFRESH_S:
+            items = sql.recent_popular(
+                conn, self.core.config.popular_window_s, limit=max(100, 3 * k), sample=POPULAR_SAMPLE
+            )
             self._popular = (time.monotonic(), items)
         return list(dict.fromkeys([*items, *ranker.popular(set(), max(300, 10 * k))]))
 
@@ -129,6 +136,7 @@ class ClicksPath:
         scores = ranker.score_users([states[u].liked for u in users], [states[u].recent for u in users])
         min_history = self.core.config.cold_start_min_history
         picks: list[tuple[str, list[tuple[int, float, Reason]], bool]] = []
+        popular: list[str] | None = None
         for user, user_scores in zip(users, scores):
             seen = set(states[user].items)
             cold = user_scores.cold or len(user_scores.liked) < min_history and not len(user_scores.transitions[0])
@@ -137,7 +145,8 @@ class ClicksPath:
             chosen = [c for c in chosen if c[1] > 0 and c[2].kind != "popular_now"]
             if len(chosen) < k:
                 taken = seen | {catalog.ids[row] for row, _, _ in chosen}
-                popular = [p for p in self._popular_now(conn, ranker, k) if p in catalog]
+                if popular is None:  # once per batch
+                    popular = [p for p in self._popular_now(conn, ranker, k) if p in catalog]
                 now = Reason("popular_now", None, 0.0)
                 chosen += [(catalog.row[p], 0.0, now) for p in popular_fallback(popular, taken, k - len(chosen))]
             picks.append((user, chosen, not any(reason.kind != "popular_now" for _, _, reason in chosen)))
@@ -198,6 +207,9 @@ class ClicksPath:
         candidate[known] = scores.total[rows[known]]
         if len(unknown_rows) and len(scores.liked):
             candidate[unknown_rows] = ranker.score_embedded(scores, catalog.embeddings[unknown_rows])
+        # only a positive score is a personal reason (the rest of the list is "popular now"), and leaving the
+        # zeros out keeps the top-K's tie-break from sorting most of the catalog for a short history
+        candidate[~(candidate > 0)] = -np.inf
         top = [(catalog.row[r.item_id], r.score) for r in top_k(catalog.ids, candidate, seen, k, row_of=catalog.row)]
         known_top = [int(rows[row]) for row, _ in top if rows[row] >= 0]
         reasons = dict(zip(known_top, ranker.explain_many(scores, known_top)))
