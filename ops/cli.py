@@ -467,6 +467,23 @@ def bench_clicks_command(
     console.print(f"ratio {report['ratio_capacity']}×; written: {out / 'clicks.md'}")
 
 
+@bench_app.command("retrain")
+def bench_retrain_command(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("docs/benchmarks"),
+) -> None:
+    """Wall time and peak memory of one retrain (dry run) at three sizes of stored interactions."""
+    from ops.bench.retrain_bench import run_retrain_bench
+
+    try:
+        report = run_retrain_bench(get_settings(), out)
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    for row in report["sizes"]:
+        console.print(f"{row['stored_clicks']:>7,} clicks: {row['wall_s']} s, peak {row['peak_rss_mb']:.0f} MB")
+    console.print(f"written: {out / 'retrain.md'}")
+
+
 @bench_app.command("recommender")
 def bench_recommender_command(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("docs/benchmarks"),
@@ -487,6 +504,62 @@ def bench_recommender_command(
             f"per click p50 {row['per_click_ms_p50']} ms"
         )
     console.print(f"written: {out / 'recommender.md'}")
+
+
+@app.command()
+def retrain(
+    since: Annotated[
+        str | None, typer.Option(help="Learn from stored events from this time on (ISO-8601, or a look-back: 30d).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Build and judge the challenger, publish nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
+    every: Annotated[
+        str | None, typer.Option(help="Run again at this interval until stopped (e.g. 1h); serving never pauses.")
+    ] = None,
+    keep_refused: Annotated[bool, typer.Option(help="Keep a refused challenger's bundle for inspection.")] = False,
+    public: Annotated[
+        bool, typer.Option(help="Join the public training sets to the stored events (else the stored events alone).")
+    ] = True,
+) -> None:
+    """Retrain from what the workers stored; publish the challenger only if it beats the gate.
+
+    Exit codes: 0 published (or, with --dry-run, would be), 3 refused, 4 nothing to learn, 2 error."""
+    import json as json_module
+    import time
+
+    from ops.retrain import parse_interval, parse_since
+    from ops.retrain import retrain as run_retrain
+
+    settings = get_settings()
+    try:
+        start = parse_since(since) if since else None
+        interval = parse_interval(every) if every else None
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    while True:
+        try:
+            result = run_retrain(settings, since=start, dry_run=dry_run, keep_refused=keep_refused, public=public)
+        except StreamscoreError as exc:
+            if interval is None:
+                _fail(exc)
+                return
+            console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
+        else:
+            if as_json:
+                typer.echo(json_module.dumps(result.to_dict(), default=str))
+            else:
+                console.print(
+                    f"{result.decision}: {escape(result.reason)} (champion {result.champion}, challenger "
+                    f"{result.challenger or '—'})",
+                    soft_wrap=True,
+                    highlight=False,
+                )
+            if interval is None:
+                raise typer.Exit(code=result.exit_code)
+        time.sleep(interval)
 
 
 @app.command("event-schemas")
@@ -562,7 +635,7 @@ def db_migrate_command(
     schema: Annotated[str | None, typer.Option(help="Target schema (default: the connection's).")] = None,
 ) -> None:
     """Apply pending migrations from sql/ with yoyo-migrations."""
-    from streamscore.db.connection import READER_ROLE, WRITER_ROLE, admin_url
+    from streamscore.db.connection import READER_ROLE, RETRAINER_ROLE, WRITER_ROLE, admin_url
     from streamscore.db.migrate import migrate, set_role_passwords
 
     settings = get_settings()
@@ -574,7 +647,11 @@ def db_migrate_command(
     console.print(f"applied: {', '.join(applied) if applied else 'nothing (up to date)'}")
     passwords = {
         role: secret.get_secret_value()
-        for role, secret in ((WRITER_ROLE, settings.writer_password), (READER_ROLE, settings.reader_password))
+        for role, secret in (
+            (WRITER_ROLE, settings.writer_password),
+            (READER_ROLE, settings.reader_password),
+            (RETRAINER_ROLE, settings.retrainer_password),
+        )
         if secret is not None
     }
     if passwords:

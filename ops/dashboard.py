@@ -29,8 +29,9 @@ class Snapshot:
 
     @property
     def accounted(self) -> int:
-        """News and click results plus dead letters: each input record ends as exactly one of them."""
-        return self.processed.get("news", 0) + self.processed.get("clicks", 0) + sum(self.dead_letters.values())
+        """News, click and feedback results plus dead letters: each input record ends as exactly one of them."""
+        kept = sum(self.processed.get(stream, 0) for stream in ("news", "clicks", "feedback"))
+        return kept + sum(self.dead_letters.values())
 
 
 def snapshot(engine: Engine) -> Snapshot:

@@ -16,7 +16,7 @@ import math
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 MAX_TEXT_CHARS = 20_000
 MAX_LIST_ITEMS = 50
@@ -122,6 +122,47 @@ class ClickEvent(Event):
         return value
 
 
+SENTIMENT_LABELS = ("negative", "neutral", "positive")
+FEEDBACK_FIELDS = {"sentiment_correction": ("news_id", "label"), "alert_verdict": ("alert_id", "verdict")}
+
+
+class FeedbackEvent(Event):
+    """``feedback`` (in): a person's judgement of what the workers produced. Two kinds:
+
+    * ``sentiment_correction``: ``news_id`` should have been ``label`` (the retrainer learns from it);
+    * ``alert_verdict``: alert ``alert_id`` was ``useful`` or a ``false_alarm`` (alert precision as people
+      judge it).
+
+    ``feedback_id`` is the producer's idempotency key. When one person says two things about one article or
+    alert, the latest ``ts`` wins (retraining and the views read it that way)."""
+
+    feedback_id: Id
+    kind: Literal["sentiment_correction", "alert_verdict"]
+    news_id: Id | None = None
+    label: Literal["negative", "neutral", "positive"] | None = None
+    alert_id: Id | None = None
+    verdict: Literal["useful", "false_alarm"] | None = None
+    by: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    """Who judged (an analyst's id); optional."""
+    ts: EventTime
+
+    @model_validator(mode="after")
+    def _fields_of_its_kind(self) -> FeedbackEvent:
+        missing = [name for name in FEEDBACK_FIELDS[self.kind] if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"a {self.kind} needs {' and '.join(missing)}")
+        foreign = [
+            name
+            for kind, names in FEEDBACK_FIELDS.items()
+            if kind != self.kind
+            for name in names
+            if getattr(self, name) is not None
+        ]
+        if foreign:
+            raise ValueError(f"a {self.kind} carries no {' or '.join(foreign)}")
+        return self
+
+
 class RecommendedItem(BaseModel):
     item_id: str
     score: float
@@ -179,7 +220,12 @@ class DeadLetterEvent(BaseModel):
     ts: datetime
 
 
-INPUT_EVENTS: dict[str, type[Event]] = {"news": NewsEvent, "items": ItemEvent, "clicks": ClickEvent}
+INPUT_EVENTS: dict[str, type[Event]] = {
+    "news": NewsEvent,
+    "items": ItemEvent,
+    "clicks": ClickEvent,
+    "feedback": FeedbackEvent,
+}
 OUTPUT_EVENTS: dict[str, type[BaseModel]] = {
     "recommendations": RecommendationEvent,
     "alerts": AlertEvent,

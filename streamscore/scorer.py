@@ -106,6 +106,9 @@ class Scorer:
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.load(bundle)
         manifest = self.bundle.manifest
         self.version = self.bundle.version
+        self.embedding_space = str(manifest.get("embedding_space") or self.version)
+        """Which vectors ``embed`` returns: a bundle's own version, or the version whose encoder it shares
+        (a retrain that froze the encoder), so stored item embeddings stay valid across the swap."""
         self.limits = manifest["text_model"]["max_lengths"]
         self.collapses_links = bool(manifest["text_model"].get("collapses_links", False))
         want_cuda = device == "cuda" or (

@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     topic_news: str = Field(default="news", description="Financial news events (in).")
     topic_items: str = Field(default="items", description="Item catalog events (in, compacted).")
     topic_clicks: str = Field(default="clicks", description="Click events (in).")
+    topic_feedback: str = Field(
+        default="feedback", description="People's sentiment corrections and alert verdicts (in)."
+    )
     topic_recommendations: str = Field(default="recommendations", description="Recommendation updates (out).")
     topic_alerts: str = Field(default="alerts", description="Negative-sentiment alerts (out).")
     topic_dead_letter: str = Field(default="dead-letter", description="Rejected events with their reason (out).")
@@ -78,11 +81,17 @@ class Settings(BaseSettings):
     )
     writer_database_url: str | None = Field(default=None, description="Connection of the workers' writer role.")
     reader_database_url: str | None = Field(default=None, description="Connection of the dashboards' read-only role.")
+    retrainer_database_url: str | None = Field(
+        default=None, description="Connection of the retrainer's role (reads what the workers stored, writes lineage)."
+    )
     writer_password: SecretStr | None = Field(
         default=None, description="`db migrate` sets it as the writer role's password (servers that need one)."
     )
     reader_password: SecretStr | None = Field(
         default=None, description="`db migrate` sets it as the reader role's password."
+    )
+    retrainer_password: SecretStr | None = Field(
+        default=None, description="`db migrate` sets it as the retrainer role's password."
     )
     pg_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] | None = Field(
         default=None, description="libpq sslmode added to every PostgreSQL URL (e.g. verify-full in production)."
@@ -144,6 +153,12 @@ class Settings(BaseSettings):
         gt=0,
         description='"Popular now" for users without history: the items most users clicked in this many seconds.',
     )
+    served_metrics_interval_s: float = Field(
+        default=60.0, gt=0, description="How often a worker recomputes the served-list figures on /metrics."
+    )
+    served_metrics_lists: int = Field(
+        default=5000, ge=1, description="How many of the most recent served lists those figures cover."
+    )
     catalog_refresh_s: float = Field(
         default=2.0, gt=0, description="How often each worker reloads item embeddings written by others."
     )
@@ -157,6 +172,34 @@ class Settings(BaseSettings):
     alert_cooldown_s: float = Field(default=3600.0, ge=0, description="Surge rule: quiet time after a resolved alert.")
     db_retry_max_s: float = Field(
         default=30.0, gt=0, description="Longest back-off between retries of a failed PostgreSQL write."
+    )
+    retrain_holdout_share: float = Field(
+        default=0.1,
+        gt=0,
+        lt=1,
+        description="Retrain: the most recent share of the stored interactions held out (never trained on) to judge "
+        "champion and challenger.",
+    )
+    retrain_min_new_interactions: int = Field(
+        default=200,
+        ge=1,
+        description="Retrain: fewer new stored interactions than this, and no new correction, is nothing to learn.",
+    )
+    retrain_correction_weight: float = Field(
+        default=20.0,
+        gt=0,
+        description="Retrain: weight of one sentiment correction against one public training headline.",
+    )
+    retrain_max_accuracy_drop: float = Field(
+        default=0.01, ge=0, description="Retrain gate: public sentiment test accuracy the challenger may lose."
+    )
+    retrain_max_macro_f1_drop: float = Field(
+        default=0.02, ge=0, description="Retrain gate: public sentiment test macro-F1 the challenger may lose."
+    )
+    retrain_max_ndcg_drop: float = Field(
+        default=0.0,
+        ge=0,
+        description="Retrain gate: recommender nDCG@10 on the recent held-out slice the challenger may lose.",
     )
 
     @model_validator(mode="after")
@@ -177,6 +220,7 @@ SECTIONS: dict[str, str] = {
     "models_dir": "Worker",
     "alert_window_s": "Surge alerts",
     "db_retry_max_s": "Reliability",
+    "retrain_holdout_share": "Retraining",
 }
 """The first field of each section of the generated configuration doc, in declaration order."""
 

@@ -19,6 +19,7 @@ class Topics:
     news: str
     items: str
     clicks: str
+    feedback: str
     recommendations: str
     alerts: str
     dead_letter: str
@@ -30,6 +31,7 @@ class Topics:
             news=p + settings.topic_news,
             items=p + settings.topic_items,
             clicks=p + settings.topic_clicks,
+            feedback=p + settings.topic_feedback,
             recommendations=p + settings.topic_recommendations,
             alerts=p + settings.topic_alerts,
             dead_letter=p + settings.topic_dead_letter,
@@ -42,6 +44,7 @@ class Topics:
             TopicSpec(self.news, partitions, {"retention.ms": str(7 * 24 * 3600 * 1000)}),
             TopicSpec(self.items, partitions, {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}),
             TopicSpec(self.clicks, partitions, {"retention.ms": str(7 * 24 * 3600 * 1000)}),
+            TopicSpec(self.feedback, partitions, {"retention.ms": str(30 * 24 * 3600 * 1000)}),
             TopicSpec(self.recommendations, partitions, {"cleanup.policy": "compact,delete"}),
             TopicSpec(self.alerts, partitions, {}),
             TopicSpec(self.dead_letter, 1, {"retention.ms": str(30 * 24 * 3600 * 1000)}),

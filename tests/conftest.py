@@ -13,7 +13,7 @@ from sqlalchemy import text
 
 from ops.stack.manager import stack_up
 from streamscore.bundle import Bundle
-from streamscore.db.connection import admin_url, make_engine, reader_url, with_schema, writer_url
+from streamscore.db.connection import admin_url, make_engine, reader_url, retrainer_url, with_schema, writer_url
 from streamscore.db.migrate import migrate
 from streamscore.settings import REPO_ROOT, Settings
 
@@ -95,6 +95,7 @@ class Schema:
     admin: str
     writer: str
     reader: str
+    retrainer: str
 
 
 @pytest.fixture
@@ -110,6 +111,7 @@ def pg_schema(stack: Settings) -> Iterator[Schema]:
         with_schema(admin_url(stack), name),
         with_schema(writer_url(stack), name),
         with_schema(reader_url(stack), name),
+        with_schema(retrainer_url(stack), name),
     )
     with engine.begin() as conn:
         conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))

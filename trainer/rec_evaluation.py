@@ -68,9 +68,10 @@ def load_ranker(checkpoint: Path) -> tuple[NeighbourRanker, dict] | None:
 def ranker_for(
     checkpoint: Path, train: pd.DataFrame, dev: pd.DataFrame, item_ids: list[str], embeddings: np.ndarray
 ) -> tuple[NeighbourRanker, dict]:
-    """The checkpoint's ranker, fit and saved beside it if the checkpoint predates it."""
+    """The checkpoint's ranker, fit and saved beside it if the checkpoint predates it. A saved ranker may
+    extend the checkpoint's catalog (a retrain adds the items that arrived through the stream after it)."""
     loaded = load_ranker(checkpoint)
-    if loaded is not None and loaded[0].item_ids == list(item_ids):
+    if loaded is not None and loaded[0].item_ids[: len(item_ids)] == list(item_ids):
         return loaded
     logger.info("fitting the ranker for a checkpoint that has none", extra={"checkpoint": str(checkpoint)})
     ranker, record = fit_checkpoint_ranker(train, dev, item_ids, embeddings)

@@ -1,6 +1,6 @@
 """The Faust app: ``faust -A worker.app worker`` (or ``streamscore worker``).
 
-Only the app, its topics, agents, pages and timers. Three agents collect raw records in micro-batches
+Only the app, its topics, agents, pages and timers. Four agents collect raw records in micro-batches
 (``stream.take_events``: up to ``batch_max_events`` or ``batch_max_wait_ms``) and hand them to
 :class:`worker.runtime.Runtime`, which runs the pipeline in the process's single model thread; Faust
 acknowledges them only when the pipeline has stored them.
@@ -34,6 +34,7 @@ app = faust.App(settings.worker_group, **faust_app_options(settings))
 news_topic = app.topic(topics.news, key_serializer="raw", value_serializer="raw", allow_empty=True)
 items_topic = app.topic(topics.items, key_serializer="raw", value_serializer="raw", allow_empty=True)
 clicks_topic = app.topic(topics.clicks, key_serializer="raw", value_serializer="raw", allow_empty=True)
+feedback_topic = app.topic(topics.feedback, key_serializer="raw", value_serializer="raw", allow_empty=True)
 
 runtime = Runtime(settings, topics, lambda: app.producer)
 
@@ -59,9 +60,21 @@ async def recommend(stream: faust.StreamT) -> None:
         await runtime.handle(events, "clicks")
 
 
+@app.agent(feedback_topic)
+async def store_feedback(stream: faust.StreamT) -> None:
+    """Feedback → sentiment corrections and alert verdicts, stored for the retrainer and the dashboards."""
+    async for events in stream.take_events(settings.batch_max_events, within=settings.batch_max_wait_ms / 1000):
+        await runtime.handle(events, "feedback")
+
+
 @app.timer(interval=settings.model_reload_interval_s)
 async def reload_model() -> None:
     await runtime.reload_model()
+
+
+@app.timer(interval=settings.served_metrics_interval_s)
+async def served_metrics() -> None:
+    await runtime.refresh_served_metrics()
 
 
 @app.page("/metrics")

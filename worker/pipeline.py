@@ -20,6 +20,7 @@ from worker.domain.intake import Record, dead_letter
 from worker.errors import StoreUnavailable
 from worker.paths.clicks import ClicksPath
 from worker.paths.core import BatchCore, BatchReport, Emit, PipelineConfig
+from worker.paths.feedback import FeedbackPath
 from worker.paths.items import ItemsPath
 from worker.paths.news import NewsPath
 
@@ -36,10 +37,12 @@ class Pipeline:
         self.news = NewsPath(self.core)
         self.items = ItemsPath(self.core)
         self.clicks = ClicksPath(self.core, self.items)
+        self.feedback = FeedbackPath(self.core)
         self.paths: dict[str, Callable[[Sequence[Record]], BatchReport]] = {
             "news": self.news.process,
             "items": self.items.process,
             "clicks": self.clicks.process,
+            "feedback": self.feedback.process,
         }
         self.registered: set[str] = set()
 

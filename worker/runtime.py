@@ -20,8 +20,9 @@ from streamscore.db.connection import writer_url
 from streamscore.security import ssl_context
 from streamscore.settings import Settings
 from streamscore.topics import Topics
+from worker.adapters import results_store as sql
 from worker.adapters.model_holder import ModelHolder
-from worker.adapters.prometheus import DB_RETRIES
+from worker.adapters.prometheus import DB_RETRIES, SERVED_HIT_RATIO, SERVED_LISTS, SERVED_NDCG
 from worker.adapters.results_store import Store
 from worker.domain.alerts import AlertRule
 from worker.domain.batch_policy import BatchPolicy
@@ -192,6 +193,23 @@ class Runtime:
             await self.in_model_thread(pipeline.register_model)
             while await self.in_model_thread(pipeline.reembed_stale):
                 pass  # one chunk per call, so scoring batches interleave with the re-embedding
+
+    async def refresh_served_metrics(self) -> None:
+        """Online evaluation on ``/metrics``: how the most recent served lists fared (a read, off the model
+        thread; a failed read leaves the last figures in place and is logged)."""
+        store = self.store
+        if store is None:
+            return
+        n = self.settings.served_metrics_lists
+        try:
+            rows = await asyncio.to_thread(store.transaction, lambda conn: sql.served_outcomes(conn, n))
+        except Exception as exc:  # noqa: BLE001 - metrics must never take the worker down
+            logger.warning("served-list metrics not refreshed: %s", exc)
+            return
+        for version, lists, hits, ndcg in rows:
+            SERVED_LISTS.labels(version).set(lists)
+            SERVED_HIT_RATIO.labels(version).set(hits)
+            SERVED_NDCG.labels(version).set(ndcg)
 
     def readiness(self, assigned_partitions: int) -> dict[str, Any]:
         pipeline, store = self.pipeline, self.store

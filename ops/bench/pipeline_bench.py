@@ -379,7 +379,7 @@ def naive_baseline(
     topic = f"naive{uuid.uuid4().hex[:8]}"
     create_topics(
         settings.kafka_bootstrap,
-        Topics(topic, topic + "-i", topic + "-c", topic + "-r", topic + "-a", topic + "-d").specs(1)[:1],
+        Topics(topic, topic + "-i", topic + "-c", topic + "-f", topic + "-r", topic + "-a", topic + "-d").specs(1)[:1],
     )
     _produce(settings, [Produced(topic, r.key, r.value) for r in records])
     table = f"naive_{uuid.uuid4().hex[:8]}"

@@ -1,4 +1,4 @@
-"""Connection URLs for the three roles, from ``DATABASE_URL`` or the local cluster, and engine creation."""
+"""Connection URLs for the four roles, from ``DATABASE_URL`` or the local cluster, and engine creation."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from streamscore.settings import Settings
 
 WRITER_ROLE = "streamscore_writer"
 READER_ROLE = "streamscore_reader"
+RETRAINER_ROLE = "streamscore_retrainer"
 
 
 def _local_url(settings: Settings, user: str) -> str:
@@ -44,6 +45,15 @@ def reader_url(settings: Settings) -> str:
     if settings.reader_database_url:
         return _with_ssl(_normalise(settings.reader_database_url), settings)
     return _with_ssl(_local_url(settings, READER_ROLE), settings) if not settings.database_url else admin_url(settings)
+
+
+def retrainer_url(settings: Settings) -> str:
+    """The retrainer's role: reads the stored events and feedback, writes nothing but the model tables."""
+    if settings.retrainer_database_url:
+        return _with_ssl(_normalise(settings.retrainer_database_url), settings)
+    if settings.database_url:
+        return admin_url(settings)
+    return _with_ssl(_local_url(settings, RETRAINER_ROLE), settings)
 
 
 def _normalise(url: str) -> str:

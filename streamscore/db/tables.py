@@ -29,6 +29,16 @@ class ModelVersion(Base):
     source_checkpoint: Mapped[str | None] = mapped_column(Text)
     manifest: Mapped[dict] = mapped_column(JSONB, server_default="{}")
     first_seen_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
+    parent_version: Mapped[str | None] = mapped_column(Text)
+    """The champion a retrain started from (lineage); null for an offline-trained bundle."""
+    decision: Mapped[str | None] = mapped_column(Text)
+    """``published``, ``refused`` or ``dry_run``: the retrain gate's verdict on this version."""
+    reason: Mapped[str | None] = mapped_column(Text)
+    data_window: Mapped[dict | None] = mapped_column(JSONB)
+    row_counts: Mapped[dict | None] = mapped_column(JSONB)
+    metrics: Mapped[dict | None] = mapped_column(JSONB)
+    """Champion and challenger on the same held-out data."""
+    decided_at: Mapped[datetime | None] = mapped_column(TS)
 
 
 class Item(Base):
@@ -132,6 +142,24 @@ class DeadLetter(Base):
     created_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
 
 
+class Feedback(Base):
+    """People's feedback events (``streamscore.events.FeedbackEvent``), one row per ``feedback_id``."""
+
+    __tablename__ = "feedback"
+    feedback_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    kind: Mapped[str] = mapped_column(Text)
+    news_id: Mapped[str | None] = mapped_column(Text)
+    label: Mapped[str | None] = mapped_column(Text)
+    alert_id: Mapped[str | None] = mapped_column(Text)
+    verdict: Mapped[str | None] = mapped_column(Text)
+    given_by: Mapped[str | None] = mapped_column(Text)
+    event_ts: Mapped[datetime] = mapped_column(TS)
+    source_partition: Mapped[int | None] = mapped_column(Integer)
+    source_offset: Mapped[int | None] = mapped_column(BigInteger)
+    ingested_at: Mapped[datetime | None] = mapped_column(TS)
+    received_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
+
+
 class EntityAlertState(Base):
     """The surge rule's state per entity (``worker.domain.alerts.EntityState`` as JSON)."""
 
@@ -167,5 +195,10 @@ VIEWS = (
     "v_dead_letters_by_reason",
     "v_recommendation_reasons",
     "v_recommendation_items",
+    "v_sentiment_corrections",
+    "v_feedback_daily",
+    "v_alert_precision",
+    "v_served_list_outcomes",
+    "v_online_performance",
 )
 """Dashboard views (``sql/0002.views.sql``, ``0006.ranker_state.sql``); the only relations the reader role may read."""

@@ -71,3 +71,29 @@ def test_reader_cannot_touch_base_tables_or_write(pg_schema: Schema, statement: 
     with make_engine(pg_schema.reader).connect() as conn:
         with pytest.raises(ProgrammingError, match="permission denied"):
             conn.execute(text(statement))
+
+
+def test_retrainer_reads_what_the_workers_stored_and_writes_only_lineage(pg_schema: Schema) -> None:
+    with make_engine(pg_schema.writer).begin() as conn:
+        conn.execute(text(NEWS))
+    with make_engine(pg_schema.retrainer).begin() as conn:
+        assert conn.execute(text("SELECT current_user")).scalar() == "streamscore_retrainer"
+        assert conn.execute(text("SELECT count(*) FROM news_sentiment")).scalar() == 1
+        for table in ("click_events", "items", "feedback", "recommendation_history", "v_online_performance"):
+            conn.execute(text(f"SELECT * FROM {table}")).fetchall()
+        conn.execute(
+            text(
+                "INSERT INTO model_versions (version, created_at, parent_version, decision, reason) "
+                "VALUES ('c1', now(), 'v1', 'refused', 'worse')"
+            )
+        )
+    for statement in (
+        "DELETE FROM news_sentiment",
+        "INSERT INTO feedback (feedback_id, kind, news_id, label, event_ts) VALUES ('f', 'sentiment_correction', "
+        "'n1', 'neutral', now())",
+        "UPDATE click_events SET rating = 5",
+        "CREATE TABLE evil (x int)",
+    ):
+        with make_engine(pg_schema.retrainer).connect() as conn:
+            with pytest.raises(ProgrammingError, match="permission denied"):
+                conn.execute(text(statement))

@@ -1,8 +1,9 @@
 """The candidate items every worker ranks: item embeddings of the serving model version, cached in memory.
 
 Items arrive on a partitioned topic, so each worker embeds only its share; PostgreSQL is the shared catalog.
-Each worker keeps a matrix of every item embedded by the model it serves, refreshed incrementally (rows
-changed since the last refresh), and fully when the model version changes.
+Each worker keeps a matrix of every item embedded in the serving bundle's embedding space, refreshed
+incrementally (rows changed since the last refresh), and fully when the embedding space changes (a bundle
+whose encoder is unchanged, such as a retrained one, keeps the space and so the whole cache).
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ class CandidateCache:
     def reset(self, version: str) -> None:
         self.__init__(self.dim)  # type: ignore[misc]
         self.version = version
+
+    def reindex(self, index_of) -> None:
+        """New model-vocabulary indices for the same embeddings (a bundle in the same embedding space)."""
+        self.indices = np.array([index_of(i) for i in self.ids], dtype=np.int64)
 
     def upsert(self, rows: Iterable[tuple[str, list[float] | np.ndarray, datetime | None]], index_of) -> int:
         """Add or replace items; ``index_of(item_id)`` gives the model's id index (0 for items it never saw)."""

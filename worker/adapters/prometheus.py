@@ -89,3 +89,21 @@ RANKING_SECONDS = Histogram(
     registry=REGISTRY,
 )
 CATALOG_ITEMS = Gauge("streamscore_catalog_items", "Candidate items cached for ranking.", registry=REGISTRY)
+SERVED_LISTS = Gauge(
+    "streamscore_served_lists",
+    "Recent served recommendation lists judged against what the users did next, per model version.",
+    ["model_version"],
+    registry=REGISTRY,
+)
+SERVED_HIT_RATIO = Gauge(
+    "streamscore_served_hit_ratio",
+    "Share of those lists with an item the user then clicked or rated 4+ within 10 interactions and 24 h.",
+    ["model_version"],
+    registry=REGISTRY,
+)
+SERVED_NDCG = Gauge(
+    "streamscore_served_ndcg",
+    "Mean nDCG of the first such hit (1 / log2(1 + position); 0 without a hit) over those lists.",
+    ["model_version"],
+    registry=REGISTRY,
+)

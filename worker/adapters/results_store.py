@@ -349,3 +349,17 @@ def set_embeddings(conn: Connection, version: str, embeddings: dict[str, list[fl
 
 
 __all__ = ["ClickEvent", "NewsSentiment", "Store", "StoreUnavailable"]  # the pipeline names tables through this module
+
+
+def served_outcomes(conn: Connection, recent_lists: int) -> list[tuple[str, int, float, float]]:
+    """``(model_version, lists, hit ratio, nDCG of the first hit)`` over the most recently served lists."""
+    rows = conn.execute(
+        text(
+            "SELECT model_version, count(*), avg((hit_position IS NOT NULL)::int)::float8, "
+            "avg(coalesce(1.0 / log(2, 1 + hit_position), 0))::float8 FROM v_served_list_outcomes "
+            "WHERE trigger_event_id IN (SELECT trigger_event_id FROM recommendation_history "
+            "ORDER BY created_at DESC LIMIT :n) GROUP BY model_version"
+        ),
+        {"n": recent_lists},
+    )
+    return [(r[0], int(r[1]), float(r[2]), float(r[3])) for r in rows]

@@ -21,6 +21,8 @@ class ItemsPath:
         self.core = core
         manifest = core.models.scorer.bundle.manifest
         self.catalog = CandidateCache(dim=int(manifest["text_model"]["outputs"]["embedding"]["shape"][1]))
+        self.indexed_for: str | None = None
+        """The bundle version the cache's vocabulary indices were taken from."""
         self.titles: dict[str, str] = {}
         """Item id → title of every cached candidate (a reason names the item it points at)."""
 
@@ -48,7 +50,7 @@ class ItemsPath:
                 "genres": list(a.event.genres),
                 "event_ts": a.event.ts,
                 "embedding": vectors[i].tolist(),
-                "embedding_model_version": scorer.version,
+                "embedding_model_version": scorer.embedding_space,
                 "ingested_at": a.record.ingested_at,
             }
             for i, a in enumerate(items)
@@ -62,7 +64,7 @@ class ItemsPath:
 
         written = core.store.transaction(work)
         self.titles.update((r["item_id"], r["title"]) for r in rows if r["item_id"] in written)
-        if self.catalog.version == scorer.version:
+        if self.catalog.version == scorer.embedding_space:
             self.catalog.upsert(
                 ((r["item_id"], r["embedding"], None) for r in rows if r["item_id"] in written), scorer.item_index
             )
@@ -71,28 +73,33 @@ class ItemsPath:
     def refresh_catalog(self, force: bool = False) -> int:
         """Load item embeddings other workers stored since the last refresh (all of them after a model swap)."""
         scorer = self.core.models.scorer
-        if self.catalog.version != scorer.version:
-            self.catalog.reset(scorer.version)
+        if self.catalog.version != scorer.embedding_space:
+            self.catalog.reset(scorer.embedding_space)
+            self.indexed_for = scorer.version
             force = True
+        elif self.indexed_for != scorer.version:  # same vectors, maybe another rating-tower vocabulary
+            self.catalog.reindex(scorer.item_index)
+            self.indexed_for = scorer.version
         if not force and not self.catalog.due(self.core.config.catalog_refresh_s):
             return 0
         since = self.catalog.since()
-        rows = self.core.store.transaction(lambda conn: sql.catalog_embeddings(conn, scorer.version, since))
+        rows = self.core.store.transaction(lambda conn: sql.catalog_embeddings(conn, scorer.embedding_space, since))
         self.catalog.mark_refreshed()
         self.titles.update((item_id, title) for item_id, _, _, title in rows)
         return self.catalog.upsert(((i, e, u) for i, e, u, _ in rows), scorer.item_index)
 
     def reembed_stale(self, limit: int = 256) -> int:
-        """Re-embed up to ``limit`` catalog items embedded by another model version (after a swap)."""
+        """Re-embed up to ``limit`` catalog items embedded in another space (after a swap to a new encoder)."""
         scorer = self.core.models.scorer
 
         def work(conn: Connection) -> int:
-            stale = sql.claim_stale_items(conn, scorer.version, limit)
+            stale = sql.claim_stale_items(conn, scorer.embedding_space, limit)
             if not stale:
                 return 0
             texts = [item_text(title, genres, tags, body) for _, title, body, genres, tags in stale]
             vectors = scorer.embed(texts)
-            sql.set_embeddings(conn, scorer.version, {row[0]: vec.tolist() for row, vec in zip(stale, vectors)})
+            vectors_by_id = {row[0]: vec.tolist() for row, vec in zip(stale, vectors)}
+            sql.set_embeddings(conn, scorer.embedding_space, vectors_by_id)
             return len(stale)
 
         return self.core.store.transaction(work)
