@@ -155,6 +155,20 @@ def _stored_until(stored: Stored) -> str | None:
     return max(times).isoformat() if times else None
 
 
+def _head_training_set(
+    recipe: SplitRecipe, corrections: pd.DataFrame, public: bool
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Texts, label indices and a correction mask: the public training headlines (so the head does not
+    forget; without any a corrected headline would outvote nothing), then the corrected ones."""
+    corrected = set(corrections["headline"])
+    train = recipe.text_splits().sentiment_train if public else None
+    kept = [(t, lab) for t, lab in zip(train.texts, train.labels) if t not in corrected] if train else []
+    texts = [t for t, _ in kept] + corrections["headline"].tolist()
+    labels = np.concatenate([np.asarray([lab for _, lab in kept], np.int64), label_index(corrections["label"])])
+    is_correction = np.r_[np.zeros(len(kept), bool), np.ones(len(corrections), bool)]
+    return texts, labels, is_correction
+
+
 def _item_vectors(stored: pd.DataFrame, scorer: Scorer) -> dict[str, np.ndarray]:
     """Embeddings of the stored items: as the workers stored them for this model version, else embedded now
     (an item stored under another version, or not embedded yet)."""
@@ -256,7 +270,6 @@ def retrain(
 ) -> RetrainResult:
     """One retrain; see the module docstring. Raises :class:`RetrainError` when it cannot run at all."""
     t0 = time.perf_counter()
-    seconds: dict[str, float] = {}
     models_dir = Path(settings.models_dir)
     champion_version = current_version(models_dir)
     if champion_version is None:
@@ -270,9 +283,28 @@ def retrain(
         )
     engine = make_engine(retrainer_url(settings))
     try:
+        return _retrain(settings, engine, champion_bundle, Path(source), since, dry_run, keep_refused, public, t0)
+    finally:
+        engine.dispose()
+
+
+def _retrain(
+    settings: Settings,
+    engine: Engine,
+    champion_bundle: Bundle,
+    source: Path,
+    since: datetime | None,
+    dry_run: bool,
+    keep_refused: bool,
+    public: bool,
+    t0: float,
+) -> RetrainResult:
+    seconds: dict[str, float] = {}
+    models_dir = Path(settings.models_dir)
+    champion_version = champion_bundle.version
+    try:
         stored = read_stored(engine, champion_version, since)
     except Exception as exc:  # noqa: BLE001 - a database we cannot read is the reason, said once
-        engine.dispose()
         raise RetrainError(f"cannot read the stored events as the retrainer role: {exc}") from exc
     seconds["read"] = round(time.perf_counter() - t0, 2)
     new_clicks = _new_since(stored.clicks, "processed_at", stored.lineage)
@@ -289,7 +321,6 @@ def retrain(
     stored_until = _stored_until(stored)
     window = {"since": since.isoformat() if since else None, "stored_until": stored_until, "public_sets": public}
     if new_clicks < settings.retrain_min_new_interactions and new_corrections == 0:
-        engine.dispose()
         return RetrainResult(
             "nothing_to_learn",
             f"{new_clicks} new interactions (fewer than {settings.retrain_min_new_interactions}) and no new "
@@ -339,18 +370,9 @@ def retrain(
     head_update = None
     text_state = None
     if len(stored.corrections):
-        splits = recipe.text_splits()
-        kept = [
-            (t_, lab)
-            for t_, lab in zip(splits.sentiment_train.texts, splits.sentiment_train.labels)
-            if public and t_ not in corrected
-        ]
-        public_texts = [t_ for t_, _ in kept]
-        public_labels = np.asarray([lab for _, lab in kept], dtype=np.int64)
-        texts = public_texts + stored.corrections["headline"].tolist()
-        labels = np.concatenate([public_labels, label_index(stored.corrections["label"])])
-        is_correction = np.r_[np.zeros(len(public_texts), bool), np.ones(len(stored.corrections), bool)]
+        texts, labels, is_correction = _head_training_set(recipe, stored.corrections, public)
         weights = np.where(is_correction, settings.retrain_correction_weight, 1.0)
+        logger.info("updating the sentiment head", extra={"examples": len(texts), "corrections": len(corrected)})
         features = sentence_features(
             ckpt.text_model, ckpt.tokenizer, texts, ckpt.text_model.config.max_length_sentiment
         )
@@ -359,6 +381,7 @@ def retrain(
     seconds["sentiment_head"] = round(time.perf_counter() - t, 2)
 
     # -- export, not current ------------------------------------------------------------------------
+    logger.info("exporting the challenger", extra={"items_added": len(added)})
     t = time.perf_counter()
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     work = Path(settings.runs_dir) / "retrain" / f"{stamp}-{champion_version}"
@@ -370,7 +393,7 @@ def retrain(
         "refit_seconds": seconds["recommender_refit"],
         "refit_by": "retrain",
     }
-    checkpoint = _write_challenger_checkpoint(Path(source), work / "checkpoint", text_state, challenger_ranker, record)
+    checkpoint = _write_challenger_checkpoint(source, work / "checkpoint", text_state, challenger_ranker, record)
     base = RetrainResult("", "", EXIT_REFUSED, champion_version, row_counts=counts, data_window=window)
     try:
         bundle = export_bundle(checkpoint, models_dir, make_current=False, data_dir=settings.data_dir)
@@ -380,12 +403,10 @@ def retrain(
         # no bundle, so no content version: the lineage row is keyed by the attempt
         base.challenger = f"refused-{stamp}-{champion_version}"
         _record_lineage(engine, None, base.challenger, champion_version, base)
-        engine.dispose()
         return base
     seconds["export"] = round(time.perf_counter() - t, 2)
     base.challenger = bundle.version
     if bundle.version == champion_version:
-        engine.dispose()
         shutil.rmtree(work, ignore_errors=True)
         base.decision, base.exit_code = "nothing_to_learn", EXIT_NOTHING_TO_LEARN
         base.reason, base.seconds = "the challenger is byte for byte the champion", seconds
@@ -405,8 +426,12 @@ def retrain(
         ("challenger", challenger_scorer, challenger_ranker),
     ):
         ranking = slice_ranking(ranker, history, recent, challenger_ranker.item_ids, challenger_ranker.item_embeddings)
+        served_metrics = scorer.bundle.manifest.get("validation", {}).get("metrics", {}).get("int8", {})
         figures[name] = {
             **_sentiment_figures(scorer, test_texts, test_labels),
+            # measured by each bundle's export on the same public test sets (the checkpoint's split recipe)
+            "review_rmse": served_metrics.get("review_rmse"),
+            "movielens_rmse": served_metrics.get("movielens_rmse"),
             "corrections_honoured": _honoured(scorer, stored.corrections),
             "recent_ndcg@10": ranking.get("ndcg@10"),
             "recent_hr@10": ranking.get("hr@10"),
@@ -420,7 +445,10 @@ def retrain(
         figures["sentiment_head_update"] = asdict(head_update)
     seconds["evaluate"] = round(time.perf_counter() - t, 2)
     limits = GateLimits(
-        settings.retrain_max_accuracy_drop, settings.retrain_max_macro_f1_drop, settings.retrain_max_ndcg_drop
+        settings.retrain_max_accuracy_drop,
+        settings.retrain_max_macro_f1_drop,
+        settings.retrain_max_ndcg_drop,
+        settings.retrain_max_rmse_rise,
     )
     verdict: Verdict = judge(figures["champion"], figures["challenger"], limits)
     figures["gate"] = verdict.to_dict()
@@ -436,7 +464,6 @@ def retrain(
     base.seconds = seconds
     _annotate_manifest(bundle, base, champion_scorer.embedding_space if shared_space else None)
     _record_lineage(engine, bundle, bundle.version, champion_version, base)
-    engine.dispose()
     if base.decision == "published":
         point_current(models_dir, bundle.version)
         logger.info("challenger published", extra={"version": bundle.version, "parent": champion_version})

@@ -196,6 +196,9 @@ class Settings(BaseSettings):
     retrain_max_macro_f1_drop: float = Field(
         default=0.02, ge=0, description="Retrain gate: public sentiment test macro-F1 the challenger may lose."
     )
+    retrain_max_rmse_rise: float = Field(
+        default=0.02, ge=0, description="Retrain gate: review-star and MovieLens rating RMSE the challenger may add."
+    )
     retrain_max_ndcg_drop: float = Field(
         default=0.0,
         ge=0,

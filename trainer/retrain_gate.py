@@ -17,6 +17,8 @@ class GateLimits:
     max_macro_f1_drop: float = 0.02
     max_ndcg_drop: float = 0.0
     """Recommender nDCG@10 on the recent held-out slice the challenger may lose (0: it must not drop)."""
+    max_rmse_rise: float = 0.02
+    """Review-star and MovieLens rating RMSE (public test sets) the challenger may add."""
 
 
 @dataclass(frozen=True)
@@ -45,10 +47,30 @@ def _drop_check(name: str, champion: float | None, challenger: float | None, max
     return Check(name, champion, challenger, f"may drop by at most {max_drop:g}", passed)
 
 
+def _rise_check(name: str, champion: float | None, challenger: float | None, max_rise: float) -> Check:
+    if champion is None or challenger is None:
+        return Check(name, champion, challenger, "not measured", True)
+    passed = challenger <= champion + max_rise + 1e-12
+    return Check(name, champion, challenger, f"may rise by at most {max_rise:g}", passed)
+
+
 def judge(champion: dict, challenger: dict, limits: GateLimits = GateLimits()) -> Verdict:
-    """Publish only when no check fails. Figures: ``sentiment_accuracy``, ``sentiment_macro_f1`` (public
-    test, the corrected headlines left out), ``recent_ndcg@10`` (the recent slice; None when empty)."""
+    """Publish only when no task got worse beyond its tolerance. Figures: ``sentiment_accuracy``,
+    ``sentiment_macro_f1`` (public test, the corrected headlines left out), ``review_rmse`` and
+    ``movielens_rmse`` (public test sets), ``recent_ndcg@10`` (the recent slice; None when empty)."""
     checks = [
+        _rise_check(
+            "review-star RMSE (public test)",
+            champion.get("review_rmse"),
+            challenger.get("review_rmse"),
+            limits.max_rmse_rise,
+        ),
+        _rise_check(
+            "MovieLens rating RMSE (public test)",
+            champion.get("movielens_rmse"),
+            challenger.get("movielens_rmse"),
+            limits.max_rmse_rise,
+        ),
         _drop_check(
             "sentiment accuracy (public test)",
             champion.get("sentiment_accuracy"),

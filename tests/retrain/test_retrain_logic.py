@@ -92,7 +92,11 @@ def test_the_gate_refuses_a_challenger_worse_beyond_any_tolerance() -> None:
     assert not ranking.publish and "nDCG@10" in ranking.reason
     assert judge(champion, {**champion, "recent_ndcg@10": 0.099}, GateLimits(max_ndcg_drop=0.01)).publish
     no_slice = judge({**champion, "recent_ndcg@10": None}, {**champion, "recent_ndcg@10": None})
-    assert no_slice.publish and "not measured" in no_slice.checks[2].limit
+    assert no_slice.publish and "not measured" in no_slice.checks[-1].limit
+    rated = {**champion, "review_rmse": 0.60, "movielens_rmse": 0.86}
+    assert judge(rated, {**rated, "review_rmse": 0.615}).publish
+    worse_stars = judge(rated, {**rated, "review_rmse": 0.65})
+    assert not worse_stars.publish and "review-star RMSE" in worse_stars.reason
 
 
 def test_intervals_and_look_backs_parse_or_say_why_not() -> None:
