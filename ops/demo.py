@@ -174,15 +174,15 @@ def summary_table(snap: Snapshot, expected: int, rate: float, elapsed: float) ->
 def run_demo(
     settings: Settings, news: int, clicks: int, rate: float, surge: str, workers: int, timeout_s: float
 ) -> Snapshot:
-    from ops.stack.kafka import KafkaBroker
+    from ops.stack.kafka import KafkaCluster
     from ops.stack.manager import stack_up
     from ops.stack.postgres import LocalPostgres
 
     with ExitStack() as cleanup:
         console.print("[bold]1/4[/] stack: Kafka (KRaft) and PostgreSQL")
         report = stack_up(settings)
-        if report["kafka"] == "started":
-            cleanup.callback(KafkaBroker(settings).stop)
+        if report["kafka"].startswith("started"):
+            cleanup.callback(KafkaCluster(settings).stop)
         if report.get("postgres") == "started":
             cleanup.callback(LocalPostgres(settings).stop)
         console.print(

@@ -47,7 +47,14 @@ class Settings(BaseSettings):
         default="127.0.0.1:9092", description="Kafka bootstrap servers (host:port[,host:port])."
     )
     kafka_controller_port: int = Field(default=9093, description="KRaft controller port of the local broker.")
-    kafka_heap: str = Field(default="512m", description="JVM heap of the local broker.")
+    kafka_heap: str = Field(default="512m", description="JVM heap of each local broker.")
+    kafka_brokers: int = Field(
+        default=1,
+        ge=1,
+        le=9,
+        description="Brokers of the local KRaft cluster `stack up` runs, each also a controller. Node n listens on "
+        "the bootstrap's port + 2(n-1) and the controller port + 2(n-1), so 3 gives 9092, 9094, 9096.",
+    )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         default="PLAINTEXT", description="How workers, replay and admin tools talk to Kafka."
     )
@@ -63,6 +70,18 @@ class Settings(BaseSettings):
     kafka_ssl_keyfile: Path | None = Field(default=None, description="Client key for mutual TLS.")
     topic_prefix: str = Field(default="", description="Prefix for every topic name, e.g. 'prod.'.")
     topic_partitions: int = Field(default=4, ge=1, description="Partitions of the input topics.")
+    topic_replication_factor: int = Field(
+        default=1,
+        ge=1,
+        description="Replicas of every topic streamscore or Faust creates. 1 suits the one-node stack only: on a "
+        "real cluster use 3, or a broker loss loses data.",
+    )
+    topic_min_insync_replicas: int = Field(
+        default=1,
+        ge=1,
+        description="`min.insync.replicas` of the input and output topics: with `acks=all` a write succeeds only "
+        "once this many replicas have it. 2 with a replication factor of 3 survives one broker loss.",
+    )
     topic_news: str = Field(default="news", description="Financial news events (in).")
     topic_items: str = Field(default="items", description="Item catalog events (in, compacted).")
     topic_clicks: str = Field(default="clicks", description="Click events (in).")
@@ -170,6 +189,33 @@ class Settings(BaseSettings):
     alert_min_share: float = Field(default=0.4, gt=0, le=1, description="Surge rule: and at least this share.")
     alert_z_threshold: float = Field(default=3.0, gt=0, description="Surge rule: binomial z-score needed.")
     alert_cooldown_s: float = Field(default=3600.0, ge=0, description="Surge rule: quiet time after a resolved alert.")
+    alert_webhook_url: SecretStr | None = Field(
+        default=None,
+        description="Where `alerts forward` posts each alert state change: Alertmanager's `/api/v2/alerts` or a "
+        "Slack incoming-webhook URL (a secret: a Slack URL carries its token).",
+    )
+    alert_webhook_format: Literal["alertmanager", "slack"] = Field(
+        default="alertmanager",
+        description="Body `alerts forward` sends: Alertmanager API v2 alerts, or a Slack message.",
+    )
+    alert_forward_group: str = Field(
+        default="streamscore-alert-forwarder",
+        description="Consumer group of `alerts forward` (its offsets are committed only after a delivery succeeded).",
+    )
+    alert_forward_timeout_s: float = Field(default=10.0, gt=0, description="HTTP timeout of one delivery attempt.")
+    alert_forward_backoff_s: float = Field(
+        default=0.5, gt=0, description="First retry delay of a failed delivery (doubles per attempt, full jitter)."
+    )
+    alert_forward_backoff_max_s: float = Field(default=30.0, gt=0, description="Longest delay between two attempts.")
+    alert_forward_give_up_s: float = Field(
+        default=600.0,
+        gt=0,
+        description="How long one alert is retried before `alerts forward` exits with an error; its offset is not "
+        "committed, so the next start tries it again.",
+    )
+    alert_dashboard_url: str | None = Field(
+        default=None, description="Link added to forwarded alerts (e.g. the Grafana dashboard)."
+    )
     db_retry_max_s: float = Field(
         default=30.0, gt=0, description="Longest back-off between retries of a failed PostgreSQL write."
     )
@@ -206,6 +252,15 @@ class Settings(BaseSettings):
     )
 
     @model_validator(mode="after")
+    def _insync_within_replicas(self) -> Settings:
+        if self.topic_min_insync_replicas > self.topic_replication_factor:
+            raise ValueError(
+                f"STREAMSCORE_TOPIC_MIN_INSYNC_REPLICAS ({self.topic_min_insync_replicas}) cannot exceed "
+                f"STREAMSCORE_TOPIC_REPLICATION_FACTOR ({self.topic_replication_factor}): no write could succeed"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _sasl_needs_credentials(self) -> Settings:
         if self.kafka_security_protocol.startswith("SASL") and not (
             self.kafka_sasl_username and self.kafka_sasl_password
@@ -222,6 +277,7 @@ SECTIONS: dict[str, str] = {
     "database_url": "PostgreSQL",
     "models_dir": "Worker",
     "alert_window_s": "Surge alerts",
+    "alert_webhook_url": "Alert delivery",
     "db_retry_max_s": "Reliability",
     "retrain_holdout_share": "Retraining",
 }

@@ -12,6 +12,7 @@ class TopicSpec:
     name: str
     partitions: int
     config: dict[str, str] = field(default_factory=dict)
+    replicas: int = 1
 
 
 @dataclass(frozen=True)
@@ -37,14 +38,33 @@ class Topics:
             dead_letter=p + settings.topic_dead_letter,
         )
 
-    def specs(self, partitions: int) -> list[TopicSpec]:
+    def specs(self, partitions: int, replicas: int = 1, min_insync: int = 1) -> list[TopicSpec]:
         """Inputs and outputs keyed by entity get ``partitions`` partitions; the item catalog is compacted so
-        the latest version of every item survives forever, like a table."""
+        the latest version of every item survives forever, like a table. Every topic gets ``replicas`` copies
+        and ``min.insync.replicas``, which is what makes the producers' ``acks=all`` mean something."""
+        durable = {"min.insync.replicas": str(min_insync)}
         return [
-            TopicSpec(self.news, partitions, {"retention.ms": str(7 * 24 * 3600 * 1000)}),
-            TopicSpec(self.items, partitions, {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000"}),
-            TopicSpec(self.clicks, partitions, {"retention.ms": str(7 * 24 * 3600 * 1000)}),
-            TopicSpec(self.feedback, partitions, {"retention.ms": str(30 * 24 * 3600 * 1000)}),
+            TopicSpec(spec.name, spec.partitions, {**spec.config, **durable}, replicas)
+            for spec in self._layout(partitions)
+        ]
+
+    def specs_for(self, settings: Settings) -> list[TopicSpec]:
+        """:meth:`specs` with the partitions, replicas and ``min.insync.replicas`` the settings name."""
+        return self.specs(
+            settings.topic_partitions, settings.topic_replication_factor, settings.topic_min_insync_replicas
+        )
+
+    def _layout(self, partitions: int) -> list[TopicSpec]:
+        # inputs carry the broker's append time, so the worker's event lag starts when Kafka had the record
+        # whatever timestamp a producer sets
+        appended = {"message.timestamp.type": "LogAppendTime"}
+        return [
+            TopicSpec(self.news, partitions, {"retention.ms": str(7 * 24 * 3600 * 1000), **appended}),
+            TopicSpec(
+                self.items, partitions, {"cleanup.policy": "compact", "min.compaction.lag.ms": "60000", **appended}
+            ),
+            TopicSpec(self.clicks, partitions, {"retention.ms": str(7 * 24 * 3600 * 1000), **appended}),
+            TopicSpec(self.feedback, partitions, {"retention.ms": str(30 * 24 * 3600 * 1000), **appended}),
             TopicSpec(self.recommendations, partitions, {"cleanup.policy": "compact,delete"}),
             TopicSpec(self.alerts, partitions, {}),
             TopicSpec(self.dead_letter, 1, {"retention.ms": str(30 * 24 * 3600 * 1000)}),
@@ -67,7 +87,8 @@ def create_topics(
         if missing:
             try:
                 admin.create_topics(
-                    [NewTopic(s.name, s.partitions, 1, topic_configs=s.config) for s in missing], timeout_ms=timeout_ms
+                    [NewTopic(s.name, s.partitions, s.replicas, topic_configs=s.config) for s in missing],
+                    timeout_ms=timeout_ms,
                 )
             except TopicAlreadyExistsError:
                 pass  # created concurrently by another process: the goal is reached

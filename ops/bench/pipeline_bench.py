@@ -94,7 +94,7 @@ class Deployment:
         self.topics = Topics.from_settings(self.settings.model_copy(update={"topic_prefix": self.prefix}))
         create_topics(
             self.settings.kafka_bootstrap,
-            self.topics.specs(self.settings.topic_partitions),
+            self.topics.specs_for(self.settings),
             **kafka_python_options(self.settings),
         )
         self.start_workers()

@@ -87,7 +87,7 @@ def run_soak(
     scoped = settings.model_copy(update={"topic_prefix": prefix})
     topics = Topics.from_settings(scoped)
     security = kafka_python_options(settings)
-    create_topics(settings.kafka_bootstrap, topics.specs(settings.topic_partitions), **security)
+    create_topics(settings.kafka_bootstrap, topics.specs_for(settings), **security)
     worker = WorkerProcess.start(
         port,
         settings.stack_dir / "logs",

@@ -2,91 +2,19 @@
 input event has exactly one result row, each invalid one exactly one dead letter, each surge one `raised`.
 
 Figures (events, dead letters, redeliveries, recovery time) are appended to ``.stack/reliability.jsonl`` so
-that docs/reliability.md can quote a real run.
+that docs/reliability.md can quote a real run. The replicated cluster's broker loss is in test_broker_loss.py.
 """
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from ops.replay import Scenario
 from streamscore.settings import Settings
 from tests.reliability.conftest import Deployment
-
-FIGURES = Path(".stack") / "reliability.jsonl"
-
-
-def record(case: str, **figures: object) -> None:
-    FIGURES.parent.mkdir(parents=True, exist_ok=True)
-    with FIGURES.open("a") as handle:
-        handle.write(json.dumps({"case": case, "at": time.strftime("%Y-%m-%dT%H:%M:%S"), **figures}) + "\n")
-
-
-def reconcile(deployment: Deployment, scenario: Scenario) -> dict:
-    """Exactly one row per valid event, one dead letter per invalid one, one raised alert per surge."""
-    snap = deployment.wait_accounted(scenario.expected_accounted(), timeout_s=300)
-    ok = Counter(r.topic for r in scenario.stream() if r.expect == "ok")
-    news_rows = deployment.scalar("SELECT count(*) FROM news_sentiment")
-    click_rows = deployment.scalar("SELECT count(*) FROM click_events")
-    assert news_rows == ok[deployment.topics.news], "news: lost or doubled"
-    assert click_rows == ok[deployment.topics.clicks], "clicks: lost or doubled"
-    expected_dead = Counter(r.expect for r in scenario.stream() if r.expect != "ok")
-    assert snap.dead_letters == dict(expected_dead)
-    raised = [a["entity"] for a in snap.alerts if a["status"] == "raised"]
-    if scenario.surge_ticker:
-        assert raised == [scenario.surge_ticker]
-    seen = set(deployment.rows("SELECT user_id, item_id FROM click_events"))
-    for user, items in deployment.rows("SELECT user_id, items FROM recommendations_latest"):
-        assert not {(user, it["item_id"]) for it in items} & seen
-    return {
-        "events": len(scenario.stream()),
-        "news_rows": news_rows,
-        "click_rows": click_rows,
-        "dead_letters": sum(expected_dead.values()),
-        "raised": len(raised),
-    }
-
-
-def redelivered(deployment: Deployment) -> int:
-    total = 0
-    for worker in deployment.workers:
-        if worker.process.poll() is None:
-            total += int(
-                sum(
-                    v
-                    for k, v in deployment.metrics(worker).items()
-                    if k.startswith("streamscore_events_redelivered_total")
-                )
-            )
-    return total
-
-
-def start(deployment: Deployment, scenario: Scenario, workers: int) -> None:
-    scenario.build(deployment.settings.data_dir, deployment.topics)
-    procs = [deployment.start_worker(wait=False) for _ in range(workers)]
-    for proc in procs:
-        proc.wait_ready()
-    deployment.produce(scenario.catalog())
-    deployment.wait_items(len(scenario.catalog()))
-
-
-def produce_in_background(deployment: Deployment, scenario: Scenario) -> threading.Thread:
-    thread = threading.Thread(target=deployment.produce, args=(scenario.stream(),), daemon=True)
-    thread.start()
-    return thread
-
-
-def wait_fraction(deployment: Deployment, total: int, fraction: float, timeout_s: float = 120) -> int:
-    deadline = time.monotonic() + timeout_s
-    while (done := deployment.snapshot().accounted) < total * fraction and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return done
+from tests.reliability.reconcile import produce_in_background, reconcile, record, redelivered, start, wait_fraction
 
 
 def test_kill_9_one_of_two_workers_mid_stream(deployment: Deployment) -> None:
@@ -143,7 +71,7 @@ def test_postgres_outage_is_retried_without_committing_offsets(deployment: Deplo
 
 
 def test_kafka_broker_restart_mid_stream(deployment: Deployment, stack: Settings) -> None:
-    from ops.stack.kafka import KafkaBroker
+    from ops.stack.kafka import KafkaCluster
 
     scenario = Scenario(news=600, clicks=1200, surge_ticker="ACME", surge_size=30, bad=True, run="kafkarestart")
     start(deployment, scenario, workers=2)
@@ -151,7 +79,7 @@ def test_kafka_broker_restart_mid_stream(deployment: Deployment, stack: Settings
     stream = scenario.stream()
     deployment.produce(stream[:half])
     wait_fraction(deployment, scenario.expected_accounted(), 0.25)
-    broker = KafkaBroker(stack)
+    broker = KafkaCluster(stack)
     assert broker.stop(), "the broker was not started by `stack up`"
     try:
         time.sleep(3)

@@ -10,6 +10,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,13 +114,13 @@ class Deployment:
     def point_current(self, version: str) -> None:
         point_current(self.models, version)
 
-    def consume(self, topic: str, timeout_s: float = 10.0) -> list[bytes]:
-        """Every record on an output topic (from the beginning)."""
+    def consume(self, topic: str, timeout_s: float = 10.0, bootstrap: str | None = None) -> list[bytes]:
+        """Every record on an output topic (from the beginning), read through ``bootstrap`` if given."""
         from kafka import KafkaConsumer
 
         consumer = KafkaConsumer(
             topic,
-            bootstrap_servers=self.settings.kafka_bootstrap,
+            bootstrap_servers=bootstrap or self.settings.kafka_bootstrap,
             auto_offset_reset="earliest",
             enable_auto_commit=False,
             consumer_timeout_ms=int(timeout_s * 1000),
@@ -131,19 +132,21 @@ class Deployment:
             consumer.close()
 
 
-@pytest.fixture
-def deployment(
-    stack: Settings, pg_schema: Schema, topic_prefix: str, models_dir: Path, tmp_path: Path
+@contextmanager
+def private_deployment(
+    settings: Settings, pg_schema: Schema, topic_prefix: str, models_dir: Path, tmp_path: Path, **env: str
 ) -> Iterator[Deployment]:
+    """A deployment against ``settings``' Kafka; ``env`` adds worker settings (``STREAMSCORE_…``)."""
     models = tmp_path / "models"
     models.mkdir()
     source = (models_dir / CURRENT).resolve()
     shutil.copytree(source, models / source.name)
     point_current(models, source.name)
-    settings = stack.model_copy(update={"topic_prefix": topic_prefix, "models_dir": models})
+    settings = settings.model_copy(update={"topic_prefix": topic_prefix, "models_dir": models})
     topics = Topics.from_settings(settings)
-    create_topics(settings.kafka_bootstrap, topics.specs(settings.topic_partitions))
-    env = {
+    create_topics(settings.kafka_bootstrap, topics.specs_for(settings))
+    worker_env = {
+        "STREAMSCORE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
         "STREAMSCORE_TOPIC_PREFIX": topic_prefix,
         "STREAMSCORE_WORKER_GROUP": f"g-{topic_prefix.rstrip('.')}",
         "STREAMSCORE_WRITER_DATABASE_URL": pg_schema.writer,
@@ -154,20 +157,31 @@ def deployment(
         "STREAMSCORE_CATALOG_REFRESH_S": "0.5",
         "STREAMSCORE_WORKER_THREADS": "1",
         "STREAMSCORE_LOG_LEVEL": "INFO",
+        **env,
     }
     dep = Deployment(
         settings,
         pg_schema,
         topics,
         models,
-        env,
+        worker_env,
         tmp_path / "logs",
         admin=make_engine(pg_schema.admin),
         reader=make_engine(pg_schema.reader),
     )
-    yield dep
-    for worker in dep.workers:
-        worker.stop()
-    for engine in (dep.admin, dep.reader):
-        assert engine is not None
-        engine.dispose()
+    try:
+        yield dep
+    finally:
+        for worker in dep.workers:
+            worker.stop()
+        for engine in (dep.admin, dep.reader):
+            assert engine is not None
+            engine.dispose()
+
+
+@pytest.fixture
+def deployment(
+    stack: Settings, pg_schema: Schema, topic_prefix: str, models_dir: Path, tmp_path: Path
+) -> Iterator[Deployment]:
+    with private_deployment(stack, pg_schema, topic_prefix, models_dir, tmp_path) as dep:
+        yield dep
