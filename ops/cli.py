@@ -1,12 +1,15 @@
 """The ``streamscore`` command: one entry point for every stage.
 
 Stage code is imported inside each command so that, for example, ``streamscore worker`` never loads torch.
+Results go to stdout, everything else (errors, progress, summaries of a file being written) to stderr, so
+``score --output -`` and ``--json`` stay parseable. Exit codes are :class:`ExitCode`.
 """
 
 from __future__ import annotations
 
 import sys
 from datetime import datetime
+from enum import IntEnum, StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -21,21 +24,69 @@ from streamscore.settings import get_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Fine-tune, export and serve the streamscore model.")
 console = Console()
+err_console = Console(stderr=True)
+
+
+class ExitCode(IntEnum):
+    """What a ``streamscore`` command's exit status means (documented in docs/operations.md)."""
+
+    OK = 0
+    FAILURE = 1
+    """A runtime failure: a service unreachable, a file unreadable, a stage that could not finish."""
+    USAGE = 2
+    """The command line itself is wrong (click's own code for unknown options and bad values)."""
+    REFUSED = 3
+    """A model was refused: the export's parity or int8 gate, or the retrain gate."""
+    NOTHING_TO_LEARN = 4
+    """``retrain``: too little new data since the champion was trained."""
+
+
+class LogLevel(StrEnum):
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from worker.adapters.prometheus import package_version
+
+        typer.echo(f"streamscore {package_version()}")
+        raise typer.Exit()
 
 
 @app.callback()
 def main(
-    verbose: Annotated[
-        bool, typer.Option("--verbose", "-v", help="Log at INFO instead of the configured level.")
+    log_level: Annotated[
+        LogLevel | None,
+        typer.Option(
+            "--log-level", case_sensitive=False, help="Log level of this command (default: STREAMSCORE_LOG_LEVEL)."
+        ),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
     ] = False,
 ) -> None:
+    """The one log control: ``--log-level`` here, else STREAMSCORE_LOG_LEVEL; a worker's Faust logs follow it."""
+    import os
+
     settings = get_settings()
-    configure_logging("INFO" if verbose else settings.log_level, settings.log_format)
+    if log_level is not None and log_level.value != settings.log_level:
+        os.environ["STREAMSCORE_LOG_LEVEL"] = log_level.value  # child processes (demo workers) inherit it
+        get_settings.cache_clear()
+        settings = get_settings()
+    configure_logging(settings.log_level, settings.log_format)
 
 
-def _fail(exc: StreamscoreError) -> None:
-    console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
-    raise typer.Exit(code=2)
+def _fail(exc: BaseException, code: ExitCode | None = None) -> None:
+    """Say why on stderr and exit: a refused model gets its own code, anything else is a runtime failure."""
+    from export.errors import ToleranceExceeded
+
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
+    if code is None:
+        code = ExitCode.REFUSED if isinstance(exc, ToleranceExceeded) else ExitCode.FAILURE
+    raise typer.Exit(code=int(code))
 
 
 def print_summary(metrics: dict) -> None:
@@ -74,9 +125,14 @@ def print_summary(metrics: dict) -> None:
     console.print(table)
 
 
+class TrainProfile(StrEnum):
+    default = "default"
+    quick = "quick"
+
+
 @app.command()
 def train(
-    profile: Annotated[str, typer.Option(help="Training profile: default or quick.")] = "default",
+    profile: Annotated[TrainProfile, typer.Option(help="Training profile.")] = TrainProfile.default,
     out: Annotated[Path | None, typer.Option(help="Run folder (default: runs/<profile>-<timestamp>).")] = None,
     resume: Annotated[
         bool, typer.Option(help="Continue an interrupted run in --out from its last finished epoch.")
@@ -113,7 +169,7 @@ def train(
 
     settings = get_settings()
     try:
-        chosen = get_profile(profile).with_overrides(
+        chosen = get_profile(profile.value).with_overrides(
             epochs=epochs, lora=lora or None, collapse_links=False if keep_links else None
         )
     except KeyError as exc:
@@ -187,35 +243,43 @@ def export(
     )
 
 
+class ScoreTask(StrEnum):
+    sentiment = "sentiment"
+    review_rating = "review-rating"
+    embed = "embed"
+
+
+class Variant(StrEnum):
+    auto = "auto"
+    fp32 = "fp32"
+    int8 = "int8"
+
+
 @app.command()
 def score(
     model: Annotated[Path, typer.Option(help="A bundle folder, or a models folder with a `current` pointer.")] = Path(
         "models/current"
     ),
-    task: Annotated[str, typer.Option(help="sentiment, review-rating or embed.")] = "sentiment",
+    task: Annotated[ScoreTask, typer.Option(help="What to compute for each row.")] = ScoreTask.sentiment,
     input: Annotated[
         str, typer.Option("--input", help="CSV or JSONL file with a `text` column; - for JSONL on stdin.")
     ] = "-",
     output: Annotated[str, typer.Option("--output", help="CSV or JSONL file; - for JSONL on stdout.")] = "-",
-    variant: Annotated[str, typer.Option(help="auto (int8 on CPU, fp32 on GPU), fp32 or int8.")] = "auto",
+    variant: Annotated[Variant, typer.Option(help="auto is int8 on CPU, fp32 on GPU.")] = Variant.auto,
     text_column: Annotated[str, typer.Option(help="Column holding the text.")] = "text",
     id_column: Annotated[str, typer.Option(help="Column copied to the output as `id`.")] = "id",
 ) -> None:
     """Score a file with a bundle: one output row per input row, errors as rows with their reason."""
-    from ops.file_scoring import TASKS, score_file
+    from ops.file_scoring import score_file
     from streamscore.scorer import Scorer
 
-    if task not in TASKS:
-        raise typer.BadParameter(f"task must be one of {', '.join(TASKS)}")
-    if variant not in ("auto", "fp32", "int8"):
-        raise typer.BadParameter("variant must be auto, fp32 or int8")
     try:
-        scorer = Scorer(model, variant=variant)  # type: ignore[arg-type]
-        counts = score_file(scorer, task, input, output, text_column, id_column)
+        scorer = Scorer(model, variant=variant.value)  # type: ignore[arg-type]
+        counts = score_file(scorer, task.value, input, output, text_column, id_column)
     except (StreamscoreError, ValueError, OSError) as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
-        raise typer.Exit(code=2) from None
-    Console(stderr=True).print(
+        _fail(exc)
+        return
+    err_console.print(
         f"{counts['scored']} scored, {counts['errors']} error rows; model {scorer.version}, providers "
         f"{scorer.providers}"
     )
@@ -226,7 +290,6 @@ def run_worker(
     web_port: Annotated[
         int | None, typer.Option(help="Port of /metrics, /health and /ready (default: STREAMSCORE_WORKER_WEB_PORT).")
     ] = None,
-    loglevel: Annotated[str, typer.Option(help="Faust's log level: crit, error, warn, info or debug.")] = "warn",
 ) -> None:
     """Run one streaming worker (the Faust app `worker.app`); start several and they share the partitions."""
     import os
@@ -234,10 +297,14 @@ def run_worker(
     if web_port is not None:
         os.environ["STREAMSCORE_WORKER_WEB_PORT"] = str(web_port)
         get_settings.cache_clear()
-    port = get_settings().worker_web_port
+    settings = get_settings()
+    port = settings.worker_web_port
     from worker.app import app as faust_app
 
-    sys.argv = ["streamscore worker", "worker", "--loglevel", loglevel, "--web-port", str(port)]
+    faust_level = {"DEBUG": "debug", "INFO": "info", "WARNING": "warn", "ERROR": "error"}.get(
+        settings.log_level, "warn"
+    )
+    sys.argv = ["streamscore worker", "worker", "--loglevel", faust_level, "--web-port", str(port)]
     faust_app.main()
 
 
@@ -290,10 +357,8 @@ def replay(
     try:
         scenario.build(settings.data_dir, Topics.from_settings(settings))
     except OSError as exc:
-        console.print(
-            f"[bold red]error:[/] {escape(str(exc))} (set STREAMSCORE_DATA_DIR)", soft_wrap=True, highlight=False
-        )
-        raise typer.Exit(code=2) from None
+        _fail(OSError(f"{exc} (set STREAMSCORE_DATA_DIR)"))
+        return
     security = kafka_python_options(settings)
     catalog = scenario.catalog()
     counts = produce(settings.kafka_bootstrap, catalog, rate=rate, **security)
@@ -325,7 +390,10 @@ def demo(
     console.print(f"alerts raised: {len(raised)} ({', '.join(sorted({a['entity'] for a in raised})) or 'none'})")
 
 
-bench_app = typer.Typer(no_args_is_help=True, help="Benchmarks written to docs/benchmarks (JSON, markdown, PNG).")
+BENCH_OUT = Path("bench-results")
+bench_app = typer.Typer(
+    no_args_is_help=True, help="Benchmarks (JSON, markdown, PNG) written to --out (default: bench-results/)."
+)
 app.add_typer(bench_app, name="bench")
 
 
@@ -338,7 +406,9 @@ def bench_model_command(
         "models/current"
     ),
     threads: Annotated[int, typer.Option(help="Threads for every engine.")] = 2,
-    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("docs/benchmarks"),
+    out: Annotated[
+        Path, typer.Option(help="Output folder (the repository's own figures: docs/benchmarks).")
+    ] = BENCH_OUT,
     texts: Annotated[int, typer.Option(help="News texts used to build the batches.")] = 2000,
 ) -> None:
     """PyTorch eager fp32 vs ONNX Runtime fp32 vs int8 at batch 1/8/32/128 and length 64/128."""
@@ -365,7 +435,9 @@ def bench_e2e_command(
     checkpoint: Annotated[Path, typer.Option(help="Checkpoint for the naive PyTorch-eager baseline consumer.")] = Path(
         "runs/default/checkpoint"
     ),
-    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("docs/benchmarks"),
+    out: Annotated[
+        Path, typer.Option(help="Output folder (the repository's own figures: docs/benchmarks).")
+    ] = BENCH_OUT,
     quick: Annotated[bool, typer.Option(help="Tiny runs (a smoke test of the harness, not figures to quote).")] = False,
 ) -> None:
     """The whole pipeline on this machine: capacity, rate ladder, latency, batch-policy sweep, efficiency,
@@ -386,9 +458,14 @@ def bench_e2e_command(
     )
 
 
+class ProfiledPath(StrEnum):
+    news = "news"
+    clicks = "clicks"
+
+
 @bench_app.command("profile")
 def bench_profile_command(
-    path: Annotated[str, typer.Option(help="news or clicks.")] = "news",
+    path: Annotated[ProfiledPath, typer.Option(help="The worker path to profile.")] = ProfiledPath.news,
     label: Annotated[
         str, typer.Option(help="Name of this run in the report (e.g. before / after a change).")
     ] = "current",
@@ -400,17 +477,16 @@ def bench_profile_command(
     rate: Annotated[
         float, typer.Option(help="0: profile a drain; else events arrive at this many per second (latency measured).")
     ] = 0.0,
-    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("docs/benchmarks"),
+    out: Annotated[
+        Path, typer.Option(help="Output folder (the repository's own figures: docs/benchmarks).")
+    ] = BENCH_OUT,
 ) -> None:
     """Where one worker's CPU goes on a path (py-spy), by pipeline stage and by function; labelled runs of
     the same path are laid side by side in profile.md / profile.png."""
     from ops.bench.profile import run_profile
 
-    if path not in ("news", "clicks"):
-        _fail(StreamscoreError(f"--path must be news or clicks, not {path!r}"))
-        return
     try:
-        report = run_profile(get_settings(), path, label, out, events, seconds, note, rate)
+        report = run_profile(get_settings(), path.value, label, out, events, seconds, note, rate)
     except StreamscoreError as exc:
         _fail(exc)
         return
@@ -425,7 +501,9 @@ def bench_soak_command(
     minutes: Annotated[float, typer.Option(help="How long to keep the load on.")] = 10.0,
     rate: Annotated[float, typer.Option(help="Events per second (news and clicks from the shared datasets).")] = 150.0,
     sample_s: Annotated[float, typer.Option(help="Seconds between samples of memory and progress.")] = 5.0,
-    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("docs/benchmarks"),
+    out: Annotated[
+        Path, typer.Option(help="Output folder (the repository's own figures: docs/benchmarks).")
+    ] = BENCH_OUT,
 ) -> None:
     """One worker under steady load: memory after warm-up must stay flat (< 10 %) and the backlog bounded."""
     from ops.bench.soak import run_soak
@@ -449,7 +527,9 @@ def bench_clicks_command(
     against: Annotated[
         str, typer.Option(help="The git revision to run beside this checkout (default: before the ranker).")
     ] = "c218dd2",
-    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("docs/benchmarks"),
+    out: Annotated[
+        Path, typer.Option(help="Output folder (the repository's own figures: docs/benchmarks).")
+    ] = BENCH_OUT,
 ) -> None:
     """The click path of this checkout beside another revision's, in one run: capacity, sustained rate and
     latency of one worker (JSON, markdown, PNG)."""
@@ -469,7 +549,9 @@ def bench_clicks_command(
 
 @bench_app.command("retrain")
 def bench_retrain_command(
-    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("docs/benchmarks"),
+    out: Annotated[
+        Path, typer.Option(help="Output folder (the repository's own figures: docs/benchmarks).")
+    ] = BENCH_OUT,
 ) -> None:
     """Wall time and peak memory of one retrain (dry run) at three sizes of stored interactions."""
     from ops.bench.retrain_bench import run_retrain_bench
@@ -486,7 +568,9 @@ def bench_retrain_command(
 
 @bench_app.command("recommender")
 def bench_recommender_command(
-    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("docs/benchmarks"),
+    out: Annotated[
+        Path, typer.Option(help="Output folder (the repository's own figures: docs/benchmarks).")
+    ] = BENCH_OUT,
     dense_items: Annotated[int, typer.Option(help="Largest catalog part fit by dense inversion.")] = 10_000,
 ) -> None:
     """The served ranker's fit time, peak memory, bundle size and per-click latency at the real catalog
@@ -525,12 +609,12 @@ def retrain(
 ) -> None:
     """Retrain from what the workers stored; publish the challenger only if it beats the gate.
 
-    Exit codes: 0 published (or, with --dry-run, would be), 3 refused, 4 nothing to learn, 2 error."""
+    Exit codes: 0 published (or, with --dry-run, would be), 3 refused, 4 nothing to learn, 1 error."""
     import json as json_module
     import time
 
-    from ops.retrain import parse_interval, parse_since
     from ops.retrain import retrain as run_retrain
+    from ops.time_windows import parse_interval, parse_since
 
     settings = get_settings()
     try:
@@ -546,7 +630,7 @@ def retrain(
             if interval is None:
                 _fail(exc)
                 return
-            console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
+            err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True, highlight=False)
         else:
             if as_json:
                 typer.echo(json_module.dumps(result.to_dict(), default=str))
@@ -599,12 +683,16 @@ app.add_typer(db_app, name="db")
 def stack_up_command(
     topics: Annotated[bool, typer.Option(help="Create the topics.")] = True,
     migrations: Annotated[bool, typer.Option(help="Apply the SQL migrations.")] = True,
+    brokers: Annotated[
+        int | None,
+        typer.Option(min=1, max=9, help="Kafka brokers to run (default STREAMSCORE_KAFKA_BROKERS, 1)."),
+    ] = None,
 ) -> None:
     """Start Kafka (KRaft) and PostgreSQL unless already running, create topics, migrate the schema."""
     from ops.stack.manager import stack_up
 
     try:
-        report = stack_up(get_settings(), with_topics=topics, with_migrations=migrations)
+        report = stack_up(get_settings(), with_topics=topics, with_migrations=migrations, brokers=brokers)
     except StreamscoreError as exc:
         _fail(exc)
         return
@@ -658,6 +746,113 @@ def db_migrate_command(
         console.print(f"passwords set for: {', '.join(set_role_passwords(admin_url(settings), passwords))}")
 
 
+@db_app.command("status")
+def db_status_command(
+    schema: Annotated[str | None, typer.Option(help="Target schema (default: the connection's).")] = None,
+) -> None:
+    """Every shipped migration: applied or pending, and whether it has a rollback file."""
+    from streamscore.db.connection import admin_url
+    from streamscore.db.migrate import migration_status
+
+    try:
+        rows = migration_status(admin_url(get_settings()), schema)
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    table = Table("migration", "state", "rollback file")
+    for row in rows:
+        table.add_row(row["id"], "applied" if row["applied"] else "pending", "yes" if row["rollback"] else "no")
+    console.print(table)
+
+
+@db_app.command("rollback")
+def db_rollback_command(
+    steps: Annotated[int, typer.Option(min=1, help="How many of the newest applied migrations to undo.")] = 1,
+    schema: Annotated[str | None, typer.Option(help="Target schema (default: the connection's).")] = None,
+) -> None:
+    """Undo the newest applied migrations with their shipped .rollback.sql files (newest first)."""
+    from streamscore.db.connection import admin_url
+    from streamscore.db.migrate import rollback
+
+    try:
+        rolled = rollback(admin_url(get_settings()), steps, schema)
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    console.print(f"rolled back: {', '.join(rolled) if rolled else 'nothing (none applied)'}")
+
+
+@db_app.command("prune")
+def db_prune_command(
+    older_than: Annotated[
+        str, typer.Option(help="Delete history stored longer ago than this (30d, 12h) or before an ISO-8601 time.")
+    ],
+    dry_run: Annotated[bool, typer.Option(help="Only count what would be deleted.")] = False,
+    batch: Annotated[int, typer.Option(min=100, help="Rows per delete transaction.")] = 10_000,
+) -> None:
+    """Retention: delete results, clicks, served lists, alert changes, dead letters and feedback stored before
+    the cutoff (in batches, safe while workers run). The catalog, users' state and model lineage are kept."""
+    from rich.progress import Progress
+
+    from ops.time_windows import parse_since
+    from streamscore.db.connection import admin_url, make_engine
+    from streamscore.db.retention import HISTORY, count_older, prune
+
+    try:
+        cutoff = parse_since(older_than)
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    engine = make_engine(admin_url(get_settings()))
+    try:
+        if dry_run:
+            counts = count_older(engine, cutoff)
+        else:
+            with Progress(console=err_console, transient=True) as progress:
+                task = progress.add_task("pruning", total=len(HISTORY))
+                counts = prune(engine, cutoff, batch, lambda table, n: progress.update(task, description=table))
+    except Exception as exc:  # noqa: BLE001 - a database error is reported, not a traceback
+        _fail(exc)
+        return
+    finally:
+        engine.dispose()
+    verb = "would delete" if dry_run else "deleted"
+    console.print(
+        f"{verb} (stored before {cutoff:%Y-%m-%d %H:%M} UTC): " + ", ".join(f"{t} {n}" for t, n in counts.items())
+    )
+
+
+alerts_app = typer.Typer(no_args_is_help=True, help="Alert delivery.")
+app.add_typer(alerts_app, name="alerts")
+
+
+@alerts_app.command("forward")
+def alerts_forward_command(
+    once: Annotated[bool, typer.Option(help="Deliver what is waiting on the topic, then exit.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the counts as JSON on exit.")] = False,
+) -> None:
+    """Deliver every alert state change on the `alerts` topic to STREAMSCORE_ALERT_WEBHOOK_URL (Alertmanager
+    or Slack), once each, committing an offset only after its delivery succeeded."""
+    import json as json_module
+
+    from ops.alert_forwarder import AlertForwarder
+
+    try:
+        report = AlertForwarder(get_settings()).run(once=once)
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    except KeyboardInterrupt:
+        raise typer.Exit(code=int(ExitCode.OK)) from None
+    if as_json:
+        typer.echo(json_module.dumps(report.to_dict()))
+    else:
+        console.print(
+            f"delivered {report.delivered}, duplicates skipped {report.duplicates}, dead-lettered "
+            f"{report.dead_lettered} ({report.attempts} attempts)"
+        )
+
+
 topics_app = typer.Typer(no_args_is_help=True, help="Kafka topics.")
 app.add_typer(topics_app, name="topics")
 
@@ -671,7 +866,7 @@ def topics_create_command() -> None:
     settings = get_settings()
     created = create_topics(
         settings.kafka_bootstrap,
-        Topics.from_settings(settings).specs(settings.topic_partitions),
+        Topics.from_settings(settings).specs_for(settings),
         **kafka_python_options(settings),
     )
     console.print(f"created: {', '.join(created) if created else 'nothing (all exist)'}")

@@ -20,3 +20,7 @@ class StackError(StreamscoreError):
 
 class ProduceFailed(StreamscoreError):
     """Records a replay sent were not acknowledged by the brokers within the delivery timeout."""
+
+
+class IntervalError(StreamscoreError):
+    """A duration or point in time given on the command line could not be read."""

@@ -484,33 +484,3 @@ def _served_online(engine: Engine, version: str, cut: pd.Timestamp | None) -> di
     with engine.connect() as conn:
         row = conn.execute(text(query), params).one()
     return {"lists": int(row.lists), "hit_rate": row.hit_rate, "ndcg_first_hit": row.ndcg}
-
-
-INTERVAL_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_interval(value: str) -> float:
-    """``"90s"``, ``"15m"``, ``"1h"``, ``"1d"`` (or plain seconds) → seconds."""
-    raw = value.strip().lower()
-    unit = raw[-1] if raw and raw[-1] in INTERVAL_UNITS else "s"
-    number = raw[:-1] if raw and raw[-1] in INTERVAL_UNITS else raw
-    try:
-        seconds = float(number) * INTERVAL_UNITS[unit]
-    except ValueError as exc:
-        raise RetrainError(f"not an interval: {value!r} (e.g. 90s, 15m, 1h)") from exc
-    if seconds <= 0:
-        raise RetrainError(f"the interval must be positive: {value!r}")
-    return seconds
-
-
-def parse_since(value: str, now: datetime | None = None) -> datetime:
-    """An ISO-8601 time (UTC when no zone is given) or a look-back such as ``"7d"`` / ``"12h"``."""
-    now = now or datetime.now(UTC)
-    raw = value.strip()
-    if raw and raw[-1].lower() in INTERVAL_UNITS and raw[:-1].replace(".", "", 1).isdigit():
-        return now - pd.Timedelta(seconds=parse_interval(raw)).to_pytimedelta()
-    try:
-        parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise RetrainError(f"--since wants an ISO-8601 time or a look-back like 7d: {value!r}") from exc
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed

@@ -58,6 +58,22 @@ def gpu_present() -> bool:
     return os.path.exists("/dev/nvidia0") or os.path.exists("/dev/nvidiactl")
 
 
+def load_cuda_libraries() -> None:
+    """Load CUDA and cuDNN from NVIDIA's pip wheels when they are installed (the ``cuda`` extra, the worker-gpu
+    image); without them onnxruntime-gpu looks on the system library path, as before. Whether CUDA was really
+    used is still read from the session's providers, never assumed."""
+    import importlib.util
+
+    import onnxruntime as ort
+
+    if importlib.util.find_spec("nvidia") is None or not hasattr(ort, "preload_dlls"):
+        return
+    try:
+        ort.preload_dlls(cuda=True, cudnn=True, msvc=False)
+    except Exception as exc:  # noqa: BLE001 - a partial install must not stop a CPU fallback
+        logger.warning("CUDA libraries from the nvidia wheels did not load: %s", exc)
+
+
 @dataclass(frozen=True)
 class TextScores:
     """Outputs for a list of texts, in input order, plus how many tokens each text was cut to."""
@@ -127,6 +143,7 @@ class Scorer:
         options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
         providers: list = ["CPUExecutionProvider"]
         if want_cuda:
+            load_cuda_libraries()
             providers = [("CUDAExecutionProvider", {"device_id": 0}), "CPUExecutionProvider"]
         text_file = "model.int8.onnx" if variant == "int8" else "model.onnx"
         self.skipped_fusions = list(

@@ -21,7 +21,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from streamscore.logs import configure_logging
 from streamscore.settings import get_settings
 from streamscore.topics import Topics
-from worker.adapters.prometheus import REGISTRY
+from worker.adapters.kafka_monitor import KafkaMonitor
+from worker.adapters.prometheus import REGISTRY, register_consumer_lag
 from worker.runtime import Runtime, faust_app_options
 
 logger = logging.getLogger("worker")
@@ -37,6 +38,16 @@ clicks_topic = app.topic(topics.clicks, key_serializer="raw", value_serializer="
 feedback_topic = app.topic(topics.feedback, key_serializer="raw", value_serializer="raw", allow_empty=True)
 
 runtime = Runtime(settings, topics, lambda: app.producer)
+
+
+def assigned_offsets() -> list[tuple[str, int, int, int | None]]:
+    monitor = app.monitor
+    if app.consumer is None or not isinstance(monitor, KafkaMonitor):
+        return []
+    return list(monitor.partition_offsets(set(app.consumer.assignment())))
+
+
+register_consumer_lag(assigned_offsets)
 
 
 @app.agent(news_topic)

@@ -21,6 +21,7 @@ from streamscore.security import ssl_context
 from streamscore.settings import Settings
 from streamscore.topics import Topics
 from worker.adapters import results_store as sql
+from worker.adapters.kafka_monitor import KafkaMonitor
 from worker.adapters.model_holder import ModelHolder
 from worker.adapters.prometheus import DB_RETRIES, SERVED_HIT_RATIO, SERVED_LISTS, SERVED_NDCG
 from worker.adapters.results_store import Store
@@ -73,12 +74,13 @@ def faust_app_options(settings: Settings) -> dict[str, Any]:
         "consumer_auto_offset_reset": "earliest",
         "producer_acks": -1,
         "topic_partitions": settings.topic_partitions,
-        "topic_replication_factor": 1,
+        "topic_replication_factor": settings.topic_replication_factor,
         "broker_commit_interval": 1.0,
         "broker_session_timeout": settings.worker_session_timeout_s,
         "broker_heartbeat_interval": min(3.0, settings.worker_session_timeout_s / 3),
         "logging_config": None,
         "broker_credentials": faust_credentials(settings),
+        "Monitor": KafkaMonitor,
     }
 
 

@@ -46,6 +46,55 @@ def migrate(sqlalchemy_url: str, schema: str | None = None, sql_dir: Path = SQL_
     return applied
 
 
+def _rollback_file(migration_path: str) -> Path:
+    path = Path(migration_path)
+    return path.with_name(path.stem + ".rollback.sql")
+
+
+def migration_status(sqlalchemy_url: str, schema: str | None = None, sql_dir: Path = SQL_DIR) -> list[dict]:
+    """Every migration shipped in ``sql/``, in order, with whether it is applied and whether it can be rolled
+    back (a ``.rollback.sql`` beside it)."""
+    import psycopg2
+    from yoyo import get_backend, read_migrations
+
+    try:
+        backend = get_backend(yoyo_url(sqlalchemy_url, schema))
+        migrations = read_migrations(str(sql_dir))
+        applied = set(backend.get_applied_migration_hashes())
+    except psycopg2.Error as exc:
+        raise MigrationError(str(exc).strip()) from exc
+    return [
+        {
+            "id": m.id,
+            "applied": m.hash in applied,
+            "rollback": _rollback_file(m.path).is_file(),
+        }
+        for m in migrations
+    ]
+
+
+def rollback(sqlalchemy_url: str, steps: int = 1, schema: str | None = None, sql_dir: Path = SQL_DIR) -> list[str]:
+    """Roll back the last ``steps`` applied migrations with their shipped ``.rollback.sql`` files, newest
+    first; returns the ids rolled back. Refuses (changing nothing) if one of them has no rollback file."""
+    import psycopg2
+    from yoyo import get_backend, read_migrations
+
+    try:
+        backend = get_backend(yoyo_url(sqlalchemy_url, schema))
+        migrations = read_migrations(str(sql_dir))
+        with backend.lock():
+            applied = backend.to_rollback(migrations)[:steps]
+            missing = [m.id for m in applied if not _rollback_file(m.path).is_file()]
+            if missing:
+                raise MigrationError(f"no rollback file for {', '.join(missing)}: nothing was rolled back")
+            backend.rollback_migrations(applied)
+    except psycopg2.Error as exc:
+        raise MigrationError(str(exc).strip()) from exc
+    rolled = [m.id for m in applied]
+    logger.info("migrations rolled back", extra={"rolled_back": ",".join(rolled) or "none"})
+    return rolled
+
+
 def set_role_passwords(sqlalchemy_url: str, passwords: dict[str, str]) -> list[str]:
     """``ALTER ROLE … PASSWORD`` for the given roles (created by the migrations without one, for the local
     trust-auth cluster); a real server gets them from the environment, never from the repository."""

@@ -142,6 +142,17 @@ class DeadLetter(Base):
     created_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
 
 
+class AlertDelivery(Base):
+    __tablename__ = "alert_deliveries"
+    alert_id: Mapped[str] = mapped_column(Text, primary_key=True)
+    status: Mapped[str] = mapped_column(Text, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True)
+    target: Mapped[str] = mapped_column(Text, primary_key=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    http_status: Mapped[int] = mapped_column(Integer)
+    delivered_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
+
+
 class Feedback(Base):
     """People's feedback events (``streamscore.events.FeedbackEvent``), one row per ``feedback_id``."""
 
@@ -200,5 +211,14 @@ VIEWS = (
     "v_alert_precision",
     "v_served_list_outcomes",
     "v_online_performance",
+    "v_results",
+    "v_articles",
+    "v_entity_mentions",
+    "v_open_alerts",
+    "v_alert_evidence",
+    "v_recommended_slots",
+    "v_catalog",
+    "v_dead_letters",
+    "v_model_versions",
 )
 """Dashboard views (``sql/0002.views.sql``, ``0006.ranker_state.sql``); the only relations the reader role may read."""

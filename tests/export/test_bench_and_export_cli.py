@@ -59,6 +59,6 @@ def test_export_refuses_on_parity_breach_and_leaves_nothing(quick_run: Path, set
     result = CliRunner().invoke(
         app, ["export", str(quick_run / "checkpoint"), "--out", str(out), "--atol", "1e-12"], env=env
     )
-    assert result.exit_code == 2, result.output
-    assert "fp32 ONNX vs PyTorch max |difference|" in result.output and "exceeds the limit 1e-12" in result.output
+    assert result.exit_code == 3, result.output  # ExitCode.REFUSED: the model failed a gate
+    assert "fp32 ONNX vs PyTorch max |difference|" in result.stderr and "exceeds the limit 1e-12" in result.stderr
     assert list(out.iterdir()) == [], "a failed export leaves no bundle and no staging folder"

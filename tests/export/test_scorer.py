@@ -174,5 +174,5 @@ def test_score_command_refuses_a_tampered_bundle(bundle: Bundle, tmp_path: Path)
     result = CliRunner().invoke(
         app, ["score", "--model", str(copy), "--input", str(source), "--output", str(tmp_path / "o.jsonl")]
     )
-    assert result.exit_code == 2
-    assert "checksum mismatch for model.int8.onnx" in result.output
+    assert result.exit_code == 1
+    assert "checksum mismatch for model.int8.onnx" in result.stderr and result.stdout == ""

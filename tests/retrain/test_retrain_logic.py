@@ -11,7 +11,8 @@ import pytest
 import torch
 from pydantic import ValidationError
 
-from ops.retrain import RetrainError, parse_interval, parse_since
+from ops.errors import IntervalError
+from ops.time_windows import parse_interval, parse_since
 from streamscore.events import FeedbackEvent
 from streamscore.neighbour_ranker import NeighbourRanker, RankerParams, SparseRows
 from trainer.continual import (
@@ -105,9 +106,9 @@ def test_intervals_and_look_backs_parse_or_say_why_not() -> None:
     assert parse_since("7d", now) == datetime(2026, 11, 25, tzinfo=UTC)
     assert parse_since("2026-11-01T00:00:00", now) == datetime(2026, 11, 1, tzinfo=UTC)
     for bad in ("soon", "0h", "-1m"):
-        with pytest.raises(RetrainError):
+        with pytest.raises(IntervalError):
             parse_interval(bad)
-    with pytest.raises(RetrainError, match="ISO-8601"):
+    with pytest.raises(IntervalError, match="ISO-8601"):
         parse_since("yesterday")
 
 

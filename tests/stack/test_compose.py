@@ -26,9 +26,14 @@ def compose() -> dict:
 
 
 def _defaults(text: str) -> str:
-    """Compose interpolation with defaults applied: ``${X:-d}`` → d, ``${X:?msg}``/``${X}`` → a placeholder."""
-    text = re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", text)
-    return re.sub(r"\$\{[A-Z_]+(:\?[^}]*)?\}", "value", text)
+    """Compose interpolation with defaults applied, innermost first (defaults may nest): ``${X:-d}`` → d,
+    ``${X:?msg}``/``${X}`` → a placeholder."""
+    while True:
+        done = re.sub(r"\$\{[A-Z_]+:-([^${}]*)\}", r"\1", text)
+        done = re.sub(r"\$\{[A-Z_]+(:\?[^${}]*)?\}", "value", done)
+        if done == text:
+            return text
+        text = done
 
 
 def _cli_invocations(command: list[str] | str) -> list[list[str]]:
@@ -81,7 +86,7 @@ def test_every_command_is_a_valid_cli_invocation(compose: dict) -> None:
 
 
 def test_images_builds_and_dockerfile_targets(compose: dict) -> None:
-    targets = set(re.findall(r"^FROM \S+ AS (\w+)", (REPO_ROOT / "Dockerfile").read_text(), re.M))
+    targets = set(re.findall(r"^FROM \S+ AS ([\w-]+)", (REPO_ROOT / "Dockerfile").read_text(), re.M))
     services = compose["services"]
     assert services["kafka"]["image"] == f"apache/kafka:{kafka_version()}"  # the release the local stack runs
     assert services["postgres"]["image"].startswith("postgres:")
@@ -89,7 +94,61 @@ def test_images_builds_and_dockerfile_targets(compose: dict) -> None:
         assert "image" in service, name
         if "build" in service:
             assert service["build"]["target"] in targets, name
-    assert {s["build"]["target"] for s in services.values() if "build" in s} == targets - {"base"}
+    layers = {t for t in targets if t in ("base", "source") or t.endswith("-deps")}  # layers, never run
+    assert {s["build"]["target"] for s in services.values() if "build" in s} == targets - layers
+    gpu = services["worker-gpu"]["build"]
+    assert gpu["target"] == "worker" and gpu["args"]["WORKER_DEPS"] in layers
+
+
+def test_dockerfile_installs_dependencies_before_the_source_and_checks_health() -> None:
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    stages = re.split(r"^FROM ", dockerfile, flags=re.M)[1:]
+    default_deps = re.search(r"^ARG WORKER_DEPS=(\S+)", dockerfile, re.M)
+    assert default_deps and default_deps.group(1) == "worker-deps"
+    for stage in stages:
+        name = stage.split()[2]
+        if "COPY --from=source" in stage:
+            parent = stage.split()[0].replace("${WORKER_DEPS}", default_deps.group(1))
+            assert parent.endswith("-deps"), f"{name}: the source goes onto a dependency layer"
+            assert "pip install --no-deps -e ." in stage, f"{name}: only the project itself after the source"
+        if name == "worker":
+            assert "HEALTHCHECK" in stage and "/ready" in stage, name
+    source = next(s for s in stages if s.split()[2] == "source")
+    assert all(f"COPY {package} ./{package}" in source for package in ("streamscore", "worker", "ops", "sql"))
+    gpu = next(s for s in stages if s.split()[2] == "worker-gpu-deps")
+    assert "requirements-of cuda" in gpu  # the CUDA libraries onnxruntime-gpu needs, as NVIDIA's wheels
+
+
+def test_addresses_default_to_the_bundled_services_and_can_point_elsewhere(compose: dict) -> None:
+    env = compose["x-app-env"]
+    for name in (
+        "STREAMSCORE_KAFKA_BOOTSTRAP",
+        "DATABASE_URL",
+        "STREAMSCORE_WRITER_DATABASE_URL",
+        "STREAMSCORE_READER_DATABASE_URL",
+        "STREAMSCORE_RETRAINER_DATABASE_URL",
+    ):
+        assert env[name].startswith("${" + name + ":-"), name
+    assert _defaults(env["STREAMSCORE_KAFKA_BOOTSTRAP"]) == "kafka:9092"
+    assert _defaults(env["DATABASE_URL"]) == "postgresql://streamscore:@postgres:5432/streamscore"
+    kafka = compose["services"]["kafka"]
+    assert "HOST://127.0.0.1:${KAFKA_HOST_PORT:-9094}" in kafka["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    assert [_defaults(p) for p in kafka["ports"]] == ["127.0.0.1:9094:9094"]
+
+
+def test_observability_profile_mounts_what_the_repository_ships(compose: dict) -> None:
+    services = compose["services"]
+    for name in ("prometheus", "grafana"):
+        assert services[name]["profiles"] == ["observability"]
+        for volume in services[name]["volumes"]:
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (REPO_ROOT / source).exists(), f"{name} mounts {source}, which is not in the repository"
+    scrape = yaml.safe_load((REPO_ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    worker = services["worker"]["command"]
+    port = int(worker[worker.index("--web-port") + 1])
+    (sd,) = scrape["scrape_configs"][0]["dns_sd_configs"]
+    assert sd["port"] == port and "worker" in sd["names"]
 
 
 def test_dependency_order_and_healthchecks(compose: dict) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 from streamscore.bundle import CURRENT, BundleError
 from streamscore.call_plan import CallPlan
 from streamscore.scorer import Scorer, Variant
-from worker.adapters.prometheus import MODEL_INFO, MODEL_RELOADS
+from worker.adapters.prometheus import MODEL_INFO, MODEL_RELOADS, publish_build_info
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +58,7 @@ class ModelHolder:
     def _publish(self) -> None:
         MODEL_INFO.clear()
         MODEL_INFO.labels(self.scorer.version, self.scorer.variant, ",".join(self.scorer.providers)).set(1)
+        publish_build_info(self.scorer.version)
 
     @property
     def version(self) -> str:

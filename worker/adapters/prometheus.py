@@ -1,10 +1,36 @@
-"""Prometheus metrics of one worker process, served on its web port at ``/metrics``."""
+"""Prometheus metrics of one worker process, served on its web port at ``/metrics``.
+
+Names follow Prometheus' conventions (checked by ``tests/worker/test_metric_names.py``): a ``streamscore_``
+prefix, base units in the name (``_seconds``, ``_records``, ``_events``, ``_tokens``), ``_total`` on counters
+only, ``_info`` for constant-1 gauges whose labels carry the value. The process's own ``process_*`` and
+``python_*`` series come from prometheus_client's collectors.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from collections.abc import Callable, Iterable, Iterator
+from importlib.metadata import PackageNotFoundError, version
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+
+disable_created_metrics()  # a `_created` gauge beside every counter and histogram doubles the series for nothing
 REGISTRY = CollectorRegistry()
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
+
+
+def package_version() -> str:
+    try:
+        return version("streamscore")
+    except PackageNotFoundError:  # a source tree that was never installed
+        return "unknown"
+
 
 EVENTS_IN = Counter("streamscore_events_in_total", "Records consumed, per input topic.", ["topic"], registry=REGISTRY)
 EVENTS_SCORED = Counter(
@@ -33,7 +59,7 @@ RECOMMENDATIONS = Counter(
     "streamscore_recommendations_total", "Recommendation updates emitted.", ["cold_start"], registry=REGISTRY
 )
 BATCH_SIZE = Histogram(
-    "streamscore_batch_size",
+    "streamscore_batch_events",
     "Events per micro-batch.",
     ["topic"],
     registry=REGISTRY,
@@ -55,7 +81,8 @@ BATCH_SECONDS = Histogram(
 )
 LAG_SECONDS = Histogram(
     "streamscore_event_lag_seconds",
-    "From the record entering Kafka to its result being committed.",
+    "From the record's Kafka timestamp (the broker's append time on the topics streamscore creates) to its "
+    "result stored and its outputs acknowledged; the offset commit follows within broker_commit_interval.",
     ["topic"],
     registry=REGISTRY,
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
@@ -107,3 +134,58 @@ SERVED_NDCG = Gauge(
     ["model_version"],
     registry=REGISTRY,
 )
+BUILD_INFO = Gauge(
+    "streamscore_build_info",
+    "The running streamscore (value 1): package version and the model version being served.",
+    ["version", "model_version"],
+    registry=REGISTRY,
+)
+REBALANCES = Counter(
+    "streamscore_consumer_rebalances_total", "Consumer-group rebalances this worker took part in.", registry=REGISTRY
+)
+REBALANCE_SECONDS = Histogram(
+    "streamscore_consumer_rebalance_seconds",
+    "From a rebalance starting to this worker consuming its new assignment again.",
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+    registry=REGISTRY,
+)
+COMMIT_SECONDS = Histogram(
+    "streamscore_consumer_commit_seconds",
+    "Offset commits: producer flush plus the commit request.",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10),
+    registry=REGISTRY,
+)
+
+
+def publish_build_info(model_version: str) -> None:
+    BUILD_INFO.clear()
+    BUILD_INFO.labels(package_version(), model_version).set(1)
+
+
+PartitionOffsets = Callable[[], Iterable[tuple[str, int, int, int | None]]]
+"""``(topic, partition, end offset, committed offset or None)`` of every partition assigned to this worker."""
+
+
+class ConsumerLagCollector(Collector):
+    """``streamscore_consumer_lag_records``: per assigned partition, records not yet committed by this group
+    (end offset − committed offset), computed at scrape time from what the consumer last saw."""
+
+    def __init__(self, offsets: PartitionOffsets):
+        self.offsets = offsets
+
+    def collect(self) -> Iterator[Metric]:
+        lag = GaugeMetricFamily(
+            "streamscore_consumer_lag_records",
+            "Records behind the end of each assigned input partition (end offset minus committed offset).",
+            labels=["topic", "partition"],
+        )
+        for topic, partition, end, committed in self.offsets():
+            if committed is not None:
+                lag.add_metric([topic, str(partition)], max(0, end - committed))
+        yield lag
+
+
+def register_consumer_lag(offsets: PartitionOffsets) -> ConsumerLagCollector:
+    collector = ConsumerLagCollector(offsets)
+    REGISTRY.register(collector)
+    return collector

@@ -1,0 +1,14 @@
+DROP VIEW IF EXISTS v_model_versions;
+DROP VIEW IF EXISTS v_dead_letters;
+DROP VIEW IF EXISTS v_catalog;
+DROP VIEW IF EXISTS v_recommended_slots;
+DROP VIEW IF EXISTS v_alert_evidence;
+DROP VIEW IF EXISTS v_open_alerts;
+DROP VIEW IF EXISTS v_entity_mentions;
+DROP VIEW IF EXISTS v_articles;
+DROP VIEW IF EXISTS v_results;
+DROP INDEX IF EXISTS alerts_open_idx;
+DROP INDEX IF EXISTS alerts_created_at_idx;
+DROP INDEX IF EXISTS alerts_event_ts_idx;
+DROP INDEX IF EXISTS feedback_received_at_idx;
+DROP INDEX IF EXISTS items_updated_at_idx;
