@@ -83,3 +83,6 @@ def configure_logging(level: str = "WARNING", fmt: str = "logfmt") -> None:
     # kafka-python times its own I/O tasks and warns when one exceeds 100 ms: on a loaded machine that is
     # CPU contention, not a fault anyone can act on; its real errors still come through at ERROR.
     logging.getLogger("kafka.net.selector").setLevel(logging.ERROR)
+    # a metadata refresh that finds no open connection warns, then connects and retries by itself; a cluster
+    # that really cannot be reached still surfaces as the delivery timeout's error
+    logging.getLogger("kafka.cluster").setLevel(logging.ERROR)

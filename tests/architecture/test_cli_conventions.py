@@ -3,18 +3,22 @@ on stderr, exit codes that tell a usage error from a runtime failure from a refu
 
 from __future__ import annotations
 
+import tomllib
 from enum import Enum
 
 import typer
 from typer.testing import CliRunner
 
 from ops.cli import ExitCode, app
-from worker.adapters.prometheus import package_version
+from streamscore import __version__
+from streamscore.settings import REPO_ROOT
+from trainer.retrain_gate import EXIT_NOTHING_TO_LEARN, EXIT_REFUSED
 
 
 def test_version_flag() -> None:
     result = CliRunner().invoke(app, ["--version"])
-    assert result.exit_code == 0 and result.stdout.strip() == f"streamscore {package_version()}"
+    assert result.exit_code == 0 and result.stdout.strip() == f"streamscore {__version__}"
+    assert tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"] == __version__
 
 
 def test_usage_errors_exit_2_and_runtime_failures_exit_1_on_stderr(tmp_path) -> None:
@@ -25,7 +29,7 @@ def test_usage_errors_exit_2_and_runtime_failures_exit_1_on_stderr(tmp_path) -> 
     assert missing.stdout == "" and "error" in missing.stderr
     bad_interval = CliRunner().invoke(app, ["db", "prune", "--older-than", "soon"])
     assert bad_interval.exit_code == 1 and "look-back like 7d" in bad_interval.stderr
-    assert ExitCode.REFUSED == 3 and ExitCode.NOTHING_TO_LEARN == 4
+    assert ExitCode.REFUSED == EXIT_REFUSED == 3 and ExitCode.NOTHING_TO_LEARN == EXIT_NOTHING_TO_LEARN == 4
 
 
 def test_one_log_control_and_enum_choices() -> None:

@@ -9,7 +9,6 @@ only, ``_info`` for constant-1 gauges whose labels carry the value. The process'
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from importlib.metadata import PackageNotFoundError, version
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -18,18 +17,13 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from streamscore import __version__
+
 disable_created_metrics()  # a `_created` gauge beside every counter and histogram doubles the series for nothing
 REGISTRY = CollectorRegistry()
 ProcessCollector(registry=REGISTRY)
 PlatformCollector(registry=REGISTRY)
 GCCollector(registry=REGISTRY)
-
-
-def package_version() -> str:
-    try:
-        return version("streamscore")
-    except PackageNotFoundError:  # a source tree that was never installed
-        return "unknown"
 
 
 EVENTS_IN = Counter("streamscore_events_in_total", "Records consumed, per input topic.", ["topic"], registry=REGISTRY)
@@ -159,7 +153,7 @@ COMMIT_SECONDS = Histogram(
 
 def publish_build_info(model_version: str) -> None:
     BUILD_INFO.clear()
-    BUILD_INFO.labels(package_version(), model_version).set(1)
+    BUILD_INFO.labels(__version__, model_version).set(1)
 
 
 PartitionOffsets = Callable[[], Iterable[tuple[str, int, int, int | None]]]
