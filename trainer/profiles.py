@@ -30,6 +30,11 @@ class Profile:
     """Rewrite links to one placeholder word inside the tokenizer (:mod:`trainer.tokenizer`)."""
     eval_limit: int | None = None
     """Cap on dev/test examples per text task (quick runs only)."""
+    distill_alpha: float = 0.0
+    """Weight of the teacher's soft labels in the sentiment loss (0: hard labels only)."""
+    distill_temperature: float = 2.0
+    teacher_logits: str = "trainer/teacher_labels/teacher_logits.npz"
+    """Written by ``streamscore teacher``; relative paths are from the repository root."""
     lora: bool = False
     lora_rank: int = 16
     lora_lr: float = 5e-4

@@ -20,11 +20,13 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import get_linear_schedule_with_warmup
 
-from streamscore.settings import Settings
+from streamscore.errors import ConfigurationError
+from streamscore.settings import REPO_ROOT, Settings
 from trainer.baselines import GlobalMean
 from trainer.checkpoint import save_checkpoint
 from trainer.data.formats import SENTIMENT_LABELS
 from trainer.datasets import DataSources, InteractionSplits, TextSplits, load_interaction_splits, load_text_splits
+from trainer.distillation import aligned_teacher_logits, distillation_loss, load_teacher_logits
 from trainer.encoder import pretrained_encoder_dir
 from trainer.eval_metrics import classification_report, regression_report
 from trainer.inference import predict_texts
@@ -122,6 +124,18 @@ def _wrap_lora(model: MultiTaskTextModel, profile: Profile) -> None:
     model.encoder = get_peft_model(model.encoder, config)
 
 
+def teacher_targets(splits: TextSplits, profile: Profile) -> torch.Tensor | None:
+    """The teacher's logits for each sentiment training text, when the profile distils (else None)."""
+    if profile.distill_alpha <= 0:
+        return None
+    path = Path(profile.teacher_logits)
+    path = path if path.is_absolute() else REPO_ROOT / path
+    if not path.is_file():
+        raise ConfigurationError(f"distillation needs the teacher's logits at {path}: run `streamscore teacher`")
+    aligned = aligned_teacher_logits(splits.sentiment_train.texts, load_teacher_logits(path), path)
+    return torch.as_tensor(aligned)
+
+
 def fine_tune_text(
     model: MultiTaskTextModel,
     tokenizer,
@@ -185,6 +199,9 @@ def fine_tune_text(
         start_epoch = saved["epoch"] + 1
         logger.info("resumed training", extra={"from_epoch": start_epoch, "state": str(state_file)})
     losses = {task: nn.CrossEntropyLoss() for task in TASKS}
+    teacher = teacher_targets(splits, profile)
+    if teacher is not None:
+        history["distillation"] = {"alpha": profile.distill_alpha, "temperature": profile.distill_temperature}
     star_offset = REVIEW_STARS[0]
     step = (start_epoch - 1) * _steps_per_epoch(data, profile)
     running = {task: None for task in TASKS}
@@ -206,7 +223,16 @@ def fine_tune_text(
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
                 out = model(ids.to(device), mask.to(device))
             logits = out["sentiment_logits" if task == "sentiment" else "review_logits"].float()
-            loss = losses[task](logits, targets.to(device))
+            if task == "sentiment" and teacher is not None:
+                loss = distillation_loss(
+                    logits,
+                    teacher[torch.as_tensor(batch)].to(device),
+                    targets.to(device),
+                    profile.distill_alpha,
+                    profile.distill_temperature,
+                )
+            else:
+                loss = losses[task](logits, targets.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), profile.grad_clip)
