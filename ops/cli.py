@@ -605,6 +605,38 @@ def bench_retrain_command(
     console.print(f"written: {out / 'retrain.md'}")
 
 
+@bench_app.command("alerts")
+def bench_alerts_command(
+    bundle: Annotated[
+        list[str],
+        typer.Option(
+            help="label=PATH of a bundle to compare (repeat; e.g. --bundle old=models/a --bundle new=models/b)."
+        ),
+    ],
+    tickers: Annotated[int, typer.Option(min=2, help="Surge tickers (and as many calm ones).")] = 20,
+    out: Annotated[
+        Path, typer.Option(help="Output folder (the repository's own figures: docs/benchmarks).")
+    ] = BENCH_OUT,
+) -> None:
+    """Precision and recall of raised alerts on a labelled surge scenario, the same replay for every bundle."""
+    from ops.bench.alert_quality import run_alert_quality
+
+    bundles = {}
+    for entry in bundle:
+        label, sep, path = entry.partition("=")
+        if not sep or not label or not path:
+            raise typer.BadParameter(f"--bundle wants label=PATH, not {entry!r}")
+        bundles[label] = Path(path)
+    try:
+        report = run_alert_quality(get_settings(), bundles, out, tickers)
+    except (StreamscoreError, ValueError, TimeoutError) as exc:
+        _fail(exc)
+        return
+    for label, r in report["results"].items():
+        console.print(f"{label}: precision {r['precision']:.3f}, recall {r['recall']:.3f} ({r['model_version']})")
+    console.print(f"written: {out / 'alerts.md'}")
+
+
 @bench_app.command("recommender")
 def bench_recommender_command(
     out: Annotated[

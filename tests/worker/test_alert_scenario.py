@@ -1,0 +1,41 @@
+"""The labelled surge scenario of ``bench alerts`` and its scoring, without Kafka: the labels are what the
+headlines say, every run replays the same headlines at the same times, and precision/recall count right."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ops.bench.alert_quality import alert_scores, labelled_stream, plan_tickers
+from streamscore.settings import Settings
+from streamscore.topics import Topics
+
+
+def test_plans_hold_the_labelled_share_of_negatives_and_never_reuse_a_headline(data_dir: Path) -> None:
+    plans = plan_tickers(data_dir, tickers=5, per_ticker=16, surge_negatives=8, calm_negatives=4)
+    assert [p.surge for p in plans] == [True] * 5 + [False] * 5
+    for plan in plans:
+        assert len(plan.headlines) == 16
+        assert sum(neg for _, neg in plan.headlines) == (8 if plan.surge else 4)
+    texts = [t for p in plans for t, _ in p.headlines]
+    assert len(texts) == len(set(texts))
+
+
+def test_every_run_replays_the_same_headlines_at_the_same_times(data_dir: Path) -> None:
+    plans = plan_tickers(data_dir, tickers=3)
+    topics = Topics.from_settings(Settings(_env_file=None))
+    a, labels_a = labelled_stream(plans, topics, "AA", now_ms=1_800_000_000_000)
+    b, labels_b = labelled_stream(plans, topics, "BB", now_ms=1_800_000_000_000)
+    strip = [(json.loads(r.value)["headline"], json.loads(r.value)["ts"]) for r in a]
+    assert strip == [(json.loads(r.value)["headline"], json.loads(r.value)["ts"]) for r in b]
+    assert sorted(labels_a.values()) == sorted(labels_b.values()) and not set(labels_a) & set(labels_b)
+    stamps = [ts for _, ts in strip]
+    assert stamps == sorted(stamps) and stamps[-1] - stamps[0] <= 1_200_000
+
+
+def test_precision_and_recall_over_labelled_tickers_only() -> None:
+    labels = {"S1": True, "S2": True, "S3": True, "C1": False, "C2": False}
+    scores = alert_scores({"S1", "S2", "C1", "SPY"}, labels)
+    assert (scores["alerted_surges"], scores["false_alarms"]) == (2, 1)
+    assert scores["precision"] == round(2 / 3, 4) and scores["recall"] == round(2 / 3, 4)
+    assert alert_scores(set(), labels)["precision"] == 0.0
