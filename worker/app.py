@@ -16,6 +16,7 @@ import os
 from typing import Any
 
 import faust
+from faust.exceptions import ConsumerNotStarted
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from streamscore.logs import configure_logging
@@ -41,10 +42,16 @@ runtime = Runtime(settings, topics, lambda: app.producer)
 
 
 def assigned_offsets() -> list[tuple[str, int, int, int | None]]:
+    """Offsets of this worker's partitions, for the lag gauge; none before the consumer has started (a scrape
+    during warm-up must not fail)."""
     monitor = app.monitor
-    if app.consumer is None or not isinstance(monitor, KafkaMonitor):
+    if not isinstance(monitor, KafkaMonitor):
         return []
-    return list(monitor.partition_offsets(set(app.consumer.assignment())))
+    try:
+        assigned = set(app.consumer.assignment())
+    except ConsumerNotStarted:
+        return []
+    return list(monitor.partition_offsets(assigned))
 
 
 register_consumer_lag(assigned_offsets)

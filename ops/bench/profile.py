@@ -163,10 +163,10 @@ def window_stats(before: dict[str, float], after: dict[str, float], topic: str) 
         ]
         return sum(after[k] - before.get(k, 0.0) for k in keys)
 
-    batches = delta("streamscore_batch_size_count")
+    batches = delta("streamscore_batch_events_count")
     padded = delta("streamscore_model_tokens_total", 'kind="padded"')
     return {
-        "events_per_batch": round(delta("streamscore_batch_size_sum") / batches, 1) if batches else None,
+        "events_per_batch": round(delta("streamscore_batch_events_sum") / batches, 1) if batches else None,
         "padding_efficiency": round(delta("streamscore_model_tokens_total", 'kind="real"') / padded, 3)
         if padded
         else None,

@@ -63,17 +63,17 @@ def test_summary_shares_add_up_and_skip_thread_plumbing() -> None:
 
 def test_window_stats_are_deltas_between_two_scrapes_for_one_topic() -> None:
     before = {
-        'streamscore_batch_size_count{topic="n"}': 10,
-        'streamscore_batch_size_sum{topic="n"}': 100,
+        'streamscore_batch_events_count{topic="n"}': 10,
+        'streamscore_batch_events_sum{topic="n"}': 100,
         'streamscore_model_tokens_total{kind="real",topic="n"}': 1000,
         'streamscore_model_tokens_total{kind="padded",topic="n"}': 2000,
     }
     after = {
-        'streamscore_batch_size_count{topic="n"}': 14,
-        'streamscore_batch_size_sum{topic="n"}': 200,
+        'streamscore_batch_events_count{topic="n"}': 14,
+        'streamscore_batch_events_sum{topic="n"}': 200,
         'streamscore_model_tokens_total{kind="real",topic="n"}': 1900,
         'streamscore_model_tokens_total{kind="padded",topic="n"}': 3000,
-        'streamscore_batch_size_count{topic="other"}': 99,
+        'streamscore_batch_events_count{topic="other"}': 99,
     }
     assert window_stats(before, after, "n") == {"events_per_batch": 25.0, "padding_efficiency": 0.9}
     assert window_stats(after, after, "n") == {"events_per_batch": None, "padding_efficiency": None}

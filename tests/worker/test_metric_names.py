@@ -50,3 +50,10 @@ def test_lag_is_end_minus_committed_and_skips_unknown_commits() -> None:
     assert family.name == "streamscore_consumer_lag_records" and family.type == "gauge"
     samples = {(s.labels["topic"], s.labels["partition"]): s.value for s in family.samples}
     assert samples == {("news", "0"): 20, ("news", "1"): 0}
+
+
+def test_a_scrape_before_the_consumer_starts_does_not_fail() -> None:
+    import worker.app  # noqa: F401 - registers the lag collector against a Faust app that has not started
+
+    text = generate_latest(REGISTRY).decode()
+    assert "streamscore_consumer_lag_records" in text and "process_cpu_seconds_total" in text
