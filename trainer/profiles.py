@@ -57,10 +57,12 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "default": Profile(name="default", epochs=4, reviews_per_epoch=7000),
+    # distillation from the committed teacher logits: chosen on dev (0.887 / 0.852 against 0.877 / 0.841 without)
+    "default": Profile(name="default", epochs=4, reviews_per_epoch=7000, distill_alpha=0.5, distill_temperature=2.0),
     "quick": Profile(
         name="quick",
         epochs=1,
+        distill_alpha=0.5,
         sentiment_train_limit=3200,
         review_train_limit=480,
         eval_limit=400,

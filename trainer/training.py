@@ -315,6 +315,10 @@ def run_training(
     """Train the whole model and write ``run_dir/checkpoint``; returns that path."""
     seed = settings.seed
     seed_everything(seed)
+    if sources.sentiment_file is not None and profile.distill_alpha > 0:
+        # the teacher labelled the shipped news set only; a user's own file trains on its hard labels
+        logger.warning("own sentiment file: training without the teacher's soft labels")
+        profile = profile.with_overrides(distill_alpha=0.0)
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     device = choose_device(settings.device)
