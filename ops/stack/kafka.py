@@ -67,6 +67,18 @@ def broker_ready(bootstrap: str, timeout_ms: int = 3000) -> bool:
         admin.close()
 
 
+def new_cluster_id() -> str:
+    """A random KRaft cluster id: 16 random bytes, URL-safe base64 without padding.
+
+    Like Kafka's own ``Uuid.randomUuid``, an id that would begin with ``-`` is drawn again: command-line
+    parsers (``kafka-storage format -t``) read such an id as an option and refuse to format.
+    """
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
+
+
 @dataclass(frozen=True)
 class NodeAddress:
     """Where one node of the local cluster listens: node ``n`` takes the first bootstrap port + 2(n-1) for
@@ -165,8 +177,7 @@ class KafkaNode:
             self.java(
                 "kafka.tools.StorageTool",
                 "format",
-                "-t",
-                cluster_id,
+                f"--cluster-id={cluster_id}",  # one token: an id may begin with "-"
                 "-c",
                 str(self.home / "server.properties"),
                 "--ignore-formatted",
@@ -322,7 +333,7 @@ class KafkaCluster:
         path = self.home / "cluster.id"
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))
+            path.write_text(new_cluster_id())
         return path.read_text().strip()
 
     def start(self, timeout: float = 120.0) -> str:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from ops.stack.kafka import broker_ready, kafka_version
+from ops.stack.kafka import KafkaCluster, broker_ready, kafka_version, new_cluster_id
 from streamscore.settings import Settings
 from streamscore.topics import Topics, TopicSpec, create_topics
 
@@ -62,3 +64,23 @@ def test_kafka_python_produces_and_aiokafka_consumes(stack: Settings, topic_pref
         return seen
 
     assert sorted(asyncio.run(consume())) == list(range(50))
+
+
+def test_new_cluster_ids_never_begin_with_a_dash() -> None:
+    ids = {new_cluster_id() for _ in range(5000)}
+    assert len(ids) == 5000
+    assert not any(i.startswith("-") for i in ids)
+    assert all(len(base64.urlsafe_b64decode(i + "==")) == 16 for i in ids)
+
+
+def test_storage_formats_with_an_id_that_begins_with_a_dash(stack: Settings, tmp_path: Path) -> None:
+    """Ids made before the redraw rule may begin with "-"; the format call must still take them as a value."""
+    private = stack.model_copy(update={"stack_dir": tmp_path / "stack"})
+    cluster = KafkaCluster(private, brokers=1)
+    cluster.home.mkdir(parents=True)
+    (cluster.home / "cluster.id").write_text("-zefn3AnSWKHu2Y13ZbTRA")
+    node = cluster.node(1)
+    node.write_config()
+    node.format_storage(cluster.cluster_id())
+    meta = (node.home / "data" / "meta.properties").read_text()
+    assert "cluster.id=-zefn3AnSWKHu2Y13ZbTRA" in meta
