@@ -100,16 +100,30 @@ def partitions(bootstrap: str, topics: list[str], timeout_s: float = 30) -> list
         time.sleep(0.5)
 
 
-def topic_config(bootstrap: str, topic: str) -> dict[str, str]:
+def topic_config(bootstrap: str, topic: str, timeout_s: float = 30) -> dict[str, str]:
+    """The topic's configuration, asked again until the broker that answers knows the topic: each broker
+    applies the metadata log on its own, and one that has not yet replayed the topic's creation answers with
+    no entries (seen once in CI, right after ``describe_topics`` had been answered by another broker)."""
     from kafka import KafkaAdminClient
     from kafka.admin import ConfigResource, ConfigResourceType
+    from kafka.errors import KafkaError
 
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
-    try:
-        configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
-        return {name: entry["value"] for name, entry in configs["topic"][topic].items()}
-    finally:
-        admin.close()
+    deadline = time.monotonic() + timeout_s
+    while True:
+        entries: dict[str, str] = {}
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000)
+            try:
+                configs = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
+            finally:
+                admin.close()
+            entries = {name: entry["value"] for name, entry in configs.get("topic", {}).get(topic, {}).items()}
+        except (KafkaError, OSError):
+            pass
+        if entries:
+            return entries
+        assert time.monotonic() < deadline, f"no configuration of {topic} in {timeout_s} s"
+        time.sleep(0.5)
 
 
 def wait_until(check, timeout_s: float, step_s: float = 0.5) -> float:
