@@ -125,9 +125,12 @@ async def warm_up() -> None:
 
 
 @app.on_before_shutdown.connect
-async def stop_retrying(app: faust.App, **kwargs: Any) -> None:
+async def finish_writes(app: faust.App, **kwargs: Any) -> None:
+    """Stop retrying an unreachable PostgreSQL, then let the write in flight end, before the consumer commits
+    on its way out."""
     if runtime.store is not None:
         runtime.store.stopping.set()
+    await runtime.drain()
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from streamscore.topics import Topics
@@ -22,9 +23,25 @@ from worker.paths.clicks import ClicksPath
 from worker.paths.core import BatchCore, BatchReport, Emit, PipelineConfig
 from worker.paths.feedback import FeedbackPath
 from worker.paths.items import ItemsPath
-from worker.paths.news import NewsPath
+from worker.paths.news import NewsPath, ScoredNews
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Unscored:
+    """A record whose scoring failed on its own, and why: stored as a ``processing_error`` dead letter."""
+
+    record: Record
+    error: Exception
+
+
+def merged(reports: Sequence[BatchReport]) -> BatchReport:
+    """The reports of one batch's parts (stored record by record) as one."""
+    total = BatchReport(reports[0].topic, model_version=reports[0].model_version)
+    for report in reports:
+        total.merge(report)
+    return total
 
 
 class Pipeline:
@@ -39,7 +56,7 @@ class Pipeline:
         self.clicks = ClicksPath(self.core, self.items)
         self.feedback = FeedbackPath(self.core)
         self.paths: dict[str, Callable[[Sequence[Record]], BatchReport]] = {
-            "news": self.news.process,
+            "news": lambda records: self.score_ahead(records)(),
             "items": self.items.process,
             "clicks": self.clicks.process,
             "feedback": self.feedback.process,
@@ -65,6 +82,45 @@ class Pipeline:
     def reembed_stale(self, limit: int = 256) -> int:
         return self.items.reembed_stale(limit)
 
+    def score_ahead(self, records: Sequence[Record]) -> Callable[[], BatchReport]:
+        """Score a news batch now (in the model thread); the step returned stores it (in the store thread).
+
+        The same last line of defence as :meth:`process_batch`, without scoring anything twice and without
+        storing out of order: a batch that fails to score is scored record by record here, and a batch the
+        database refuses is stored record by record by the returned step; a record that still fails becomes a
+        ``processing_error`` dead letter."""
+        try:
+            parts: list[ScoredNews | Unscored] = [self.news.score(records)]
+        except Exception:
+            logger.exception("batch not scored; scoring its records one by one", extra={"records": len(records)})
+            parts = [self._score_alone(record) for record in records]
+
+        def store() -> BatchReport:
+            reports = [self._store_scored(part) for part in parts]
+            return reports[0] if len(reports) == 1 else merged(reports)
+
+        return store
+
+    def _score_alone(self, record: Record) -> ScoredNews | Unscored:
+        try:
+            return self.news.score([record])
+        except Exception as exc:
+            logger.exception("record not scored", extra={"partition": record.partition, "offset": record.offset})
+            return Unscored(record, exc)
+
+    def _store_scored(self, part: ScoredNews | Unscored) -> BatchReport:
+        if isinstance(part, Unscored):
+            return self._reject(part.record, part.error)
+        try:
+            return self.news.store(part)
+        except StoreUnavailable:
+            raise
+        except Exception as exc:
+            logger.exception("batch not stored; storing its records one by one", extra={"records": len(part.records)})
+            if len(part.records) > 1:
+                return merged([self._store_scored(one) for one in part.split()])
+            return self._reject(part.records[0], exc)
+
     def process_batch(self, kind: str, records: Sequence[Record]) -> BatchReport:
         """Run one path with a last line of defence: if a batch fails for a reason that is not transient
         (a bug, or data the database refuses), its records are retried one by one and a record that still
@@ -78,11 +134,7 @@ class Pipeline:
                 "batch failed; retrying its records one by one", extra={"kind": kind, "records": len(records)}
             )
             if len(records) > 1:
-                reports = [self.process_batch(kind, [r]) for r in records]
-                merged = BatchReport(reports[0].topic, model_version=reports[0].model_version)
-                for r in reports:
-                    merged.merge(r)
-                return merged
+                return merged([self.process_batch(kind, [r]) for r in records])
             return self._reject(records[0], exc)
 
     def _reject(self, record: Record, exc: Exception) -> BatchReport:

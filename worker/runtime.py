@@ -41,9 +41,13 @@ class Producer(Protocol):
 
 
 class ConsumedEvent(Protocol):
-    """What the runtime needs of a Faust event: its message, which can be held back from the commit."""
+    """What the runtime needs of a Faust event: its message, which can be held back from the commit, and the
+    acknowledgement that lets its offset be committed once the last reference is gone."""
 
     message: Any
+    app: Any
+
+    def ack(self) -> bool: ...
 
 
 def faust_credentials(settings: Settings) -> Any:
@@ -119,6 +123,9 @@ class Runtime:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.lock = threading.Lock()
         self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="streamscore-model")
+        self.store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="streamscore-store")
+        self.storing: dict[str, asyncio.Future[None]] = {}
+        """The news batch being written while the next one is scored (one per path, so writes keep their order)."""
 
     def get(self) -> Pipeline:
         with self.lock:
@@ -174,6 +181,9 @@ class Runtime:
             )
             for e in events
         ]
+        if kind == "news" and self.settings.worker_overlap_store:
+            await self._handle_ahead(events, records)
+            return
         try:
             report: BatchReport = await self.in_model_thread(lambda: self.get().process_batch(kind, records))
         except BaseException:
@@ -182,6 +192,50 @@ class Runtime:
             for event in events:
                 event.message.incref()
             raise
+        if logger.isEnabledFor(logging.INFO):
+            logger.info("batch", extra={"report": report_line(report)})
+
+    async def _handle_ahead(self, events: Sequence[ConsumedEvent], records: list[Record]) -> None:
+        """Score this batch in the model thread while the previous one is still being stored, then store it
+        in the store thread once the previous write is done, and return for the next batch.
+
+        Each message gets an extra reference first, so the acknowledgement ``take_events`` gives on our return
+        is not the last one: the offset becomes committable only when :meth:`_store` acknowledges it after the
+        transaction committed. Faust commits the lowest unacknowledged offset of each partition, so a slow or
+        failed write is never passed; a rebalance or a shutdown waits for the write in flight
+        (``Consumer.wait_empty``); a failed write leaves its messages held, and the next batch raises its
+        error here, as :meth:`handle` would."""
+        for event in events:
+            event.message.incref()
+        store = await self.in_model_thread(lambda: self.get().score_ahead(records))
+        previous = self.storing.pop("news", None)
+        if previous is not None:
+            await previous
+        task = asyncio.ensure_future(self._store(store, events))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # logged in _store; raised by the next batch
+        self.storing["news"] = task
+
+    async def drain(self) -> None:
+        """Wait for the writes in flight (a graceful stop: their offsets can then be committed on the way out,
+        so the next owner of the partitions does not get them again)."""
+        for task in list(self.storing.values()):
+            try:
+                await task
+            except Exception:  # noqa: BLE001 - logged in _store; the messages stay uncommitted
+                pass
+        self.storing.clear()
+
+    async def _store(self, store: Callable[[], BatchReport], events: Sequence[ConsumedEvent]) -> None:
+        assert self.loop is not None
+        try:
+            report = await self.loop.run_in_executor(self.store_thread, store)
+        except BaseException:
+            logger.exception("batch not stored; its offsets stay uncommitted", extra={"records": len(events)})
+            raise
+        for event in events:
+            if event.ack():
+                message = event.message
+                event.app.sensors.on_message_out(message.tp, message.offset, message)
         if logger.isEnabledFor(logging.INFO):
             logger.info("batch", extra={"report": report_line(report)})
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection
@@ -15,8 +16,44 @@ from worker.adapters import prometheus as m
 from worker.adapters import results_store as sql
 from worker.domain.alerts import AlertDecision, EntityState, observe
 from worker.domain.entities import extract_entities
-from worker.domain.intake import Record
+from worker.domain.intake import Accepted, Record
 from worker.paths.core import BatchCore, BatchReport, Output, to_json, utc
+
+
+@dataclass
+class ScoredNews:
+    """A news batch validated and scored, not yet stored: what the model thread hands to the store step."""
+
+    records: Sequence[Record]
+    report: BatchReport
+    accepted: list[Accepted[NewsEvent]]
+    dead: list[DeadLetterEvent]
+    predictions: dict[str, dict]
+    entities: dict[str, list[str]]
+    version: str
+    started: float
+
+    def split(self) -> list[ScoredNews]:
+        """One part per record, scores kept: how a batch the database refused is stored record by record
+        without scoring anything again."""
+        parts = []
+        for record in self.records:
+            where = (record.partition, record.offset)
+            accepted = [a for a in self.accepted if (a.record.partition, a.record.offset) == where]
+            ids = {a.event.id for a in accepted}
+            parts.append(
+                ScoredNews(
+                    records=[record],
+                    report=BatchReport(self.report.topic, received=1, model_version=self.version),
+                    accepted=accepted,
+                    dead=[d for d in self.dead if (d.partition, d.offset) == where],
+                    predictions={k: v for k, v in self.predictions.items() if k in ids},
+                    entities={k: v for k, v in self.entities.items() if k in ids},
+                    version=self.version,
+                    started=time.perf_counter(),
+                )
+            )
+        return parts
 
 
 class NewsPath:
@@ -24,16 +61,27 @@ class NewsPath:
         self.core = core
 
     def process(self, records: Sequence[Record]) -> BatchReport:
+        return self.store(self.score(records))
+
+    def score(self, records: Sequence[Record]) -> ScoredNews:
+        """Validate and score; touches neither PostgreSQL nor Kafka, so the runtime can run it for batch N+1
+        while :meth:`store` writes batch N."""
         core = self.core
         started = time.perf_counter()
         scorer, report, accepted, dead = core.begin(core.topics.news, records, NewsEvent, lambda e: e.id)
         texts = [a.event.text for a in accepted]
-        by_id: dict[str, dict] = {}
+        predictions: dict[str, dict] = {}
         with core.inference(report.topic, scorer):
             for chunk in core.token_batches(texts):
                 for i, pred in zip(chunk, scorer.sentiment([texts[i] for i in chunk])):
-                    by_id[accepted[i].event.id] = pred
+                    predictions[accepted[i].event.id] = pred
         entities = {a.event.id: extract_entities(a.event.tickers, a.event.headline, a.event.body) for a in accepted}
+        return ScoredNews(records, report, accepted, dead, predictions, entities, scorer.version, started)
+
+    def store(self, scored: ScoredNews) -> BatchReport:
+        """One transaction: the results, the entities' surge states, the alerts and dead letters; the alerts
+        and dead letters are produced (and acknowledged by the broker) before it commits."""
+        core, report, by_id, entities = self.core, scored.report, scored.predictions, scored.entities
         rows = [
             {
                 "news_id": a.event.id,
@@ -45,27 +93,27 @@ class NewsPath:
                 "p_negative": by_id[a.event.id]["p_negative"],
                 "p_neutral": by_id[a.event.id]["p_neutral"],
                 "p_positive": by_id[a.event.id]["p_positive"],
-                "model_version": scorer.version,
+                "model_version": scored.version,
                 "source_partition": a.record.partition,
                 "source_offset": a.record.offset,
                 "ingested_at": a.record.ingested_at,
                 "truncated": by_id[a.event.id]["truncated"],
             }
-            for a in sorted(accepted, key=lambda a: a.event.id)
+            for a in sorted(scored.accepted, key=lambda a: a.event.id)
         ]
 
         def work(conn: Connection) -> list[DeadLetterEvent]:
             inserted = sql.insert_new(conn, sql.NewsSentiment, rows, "news_id")
             new, report.redelivered, dupes_stored = core.sort_redeliveries(
-                conn, sql.NewsSentiment, "news_id", accepted, inserted, lambda e: e.id
+                conn, sql.NewsSentiment, "news_id", scored.accepted, inserted, lambda e: e.id
             )
             alerts = self._observe(
                 conn,
                 [(a.event, by_id[a.event.id]["label"] == "negative", entities[a.event.id]) for a in new],
-                scorer.version,
+                scored.version,
             )
             sql.insert_alerts(conn, alerts)
-            all_dead = dead + dupes_stored
+            all_dead = scored.dead + dupes_stored
             report.processed = len(new)
             core.finish(conn, report, all_dead, [Output(core.topics.alerts, a.entity, to_json(a)) for a in alerts])
             for a in alerts:
@@ -73,7 +121,7 @@ class NewsPath:
             return all_dead
 
         all_dead = core.store.transaction(work)
-        return core.account(report, records, all_dead, started)
+        return core.account(report, scored.records, all_dead, scored.started)
 
     def _observe(
         self, conn: Connection, articles: list[tuple[NewsEvent, bool, list[str]]], version: str
