@@ -469,6 +469,38 @@ def bench_model_command(
     console.print(f"written: {out / 'model.json'}, {out / 'model.md'}, {out / 'model.png'}")
 
 
+@bench_app.command("roofline")
+def bench_roofline_command(
+    model: Annotated[Path, typer.Option(help="Bundle to place against the roofline (or a models folder).")] = Path(
+        "models/current"
+    ),
+    threads: Annotated[int, typer.Option(help="Threads for every engine (the worker's default uses every core).")] = 2,
+    out: Annotated[
+        Path, typer.Option(help="Output folder (the repository's own figures: docs/benchmarks).")
+    ] = BENCH_OUT,
+    quick: Annotated[
+        bool, typer.Option(help="Short timings (a smoke test of the harness, not figures to quote).")
+    ] = False,
+) -> None:
+    """This CPU's matrix units and int8 GEMM roofline, measured; the served int8 model against it; ORT's
+    graph-optimisation levels on it (JSON, markdown, PNG)."""
+    from ops.bench.int8_roofline import run_roofline_bench
+    from trainer.data.financial_news import load_financial_news
+
+    try:
+        _, test = load_financial_news(get_settings().data_dir)
+        report = run_roofline_bench(model, threads, test.texts[:2000], out, quick)
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    position = report["model"]
+    console.print(
+        f"int8 roofline {report['int8_roofline_gops']} GOPS; the model: {position['gops_over_whole_call']} GOPS "
+        f"per call ({position['share_of_roofline_whole_call']:.0%}), {position['gops_inside_int8_ops']} inside its "
+        f"int8 ops; written: {out / 'roofline.md'}"
+    )
+
+
 @bench_app.command("e2e")
 def bench_e2e_command(
     checkpoint: Annotated[Path, typer.Option(help="Checkpoint for the naive PyTorch-eager baseline consumer.")] = Path(
@@ -494,6 +526,30 @@ def bench_e2e_command(
         "model-only, "
         f"{report['naive_baseline']['pipeline_ratio']}× naive); clicks {clicks['capacity']['events_per_s']} ev/s; "
         f"written: {out / 'e2e.md'}"
+    )
+
+
+@bench_app.command("overlap")
+def bench_overlap_command(
+    rounds: Annotated[int, typer.Option(min=1, help="Drains per mode (interleaved; medians reported).")] = 3,
+    events: Annotated[int, typer.Option(min=100, help="Headlines per drain.")] = 1500,
+    out: Annotated[
+        Path, typer.Option(help="Output folder (the repository's own figures: docs/benchmarks).")
+    ] = BENCH_OUT,
+) -> None:
+    """The news path with the store overlap off and on, beside the same scorer alone (JSON, markdown, PNG)."""
+    from ops.bench.store_overlap import run_overlap_bench
+
+    try:
+        report = run_overlap_bench(get_settings(), out, rounds, events)
+    except StreamscoreError as exc:
+        _fail(exc)
+        return
+    modes = report["modes"]
+    console.print(
+        f"news: overlap off {modes['off']['events_per_s']} ({modes['off']['share_of_model_only']:.0%}), on "
+        f"{modes['on']['events_per_s']} ({modes['on']['share_of_model_only']:.0%} of model-only "
+        f"{report['model_only_events_per_s']}); written: {out / 'store_overlap.md'}"
     )
 
 

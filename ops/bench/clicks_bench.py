@@ -22,7 +22,7 @@ from io import BytesIO
 from pathlib import Path
 
 from ops.bench.output import pyplot, write_json
-from ops.bench.pipeline_bench import Deployment, Workload, _prepare, capacity, constant_rate, ladder
+from ops.bench.pipeline_bench import Deployment, Workload, capacity, constant_rate, ladder, prepare_workload
 from ops.errors import StackError
 from streamscore.db.connection import admin_url, make_engine
 from streamscore.settings import Settings
@@ -70,7 +70,7 @@ def run_clicks_bench(settings: Settings, out_dir: Path, against: str, drains: in
             for name, dep in deployments.items():
                 dep.__enter__()
                 entered.append(dep)
-                _prepare(dep, work[name])
+                prepare_workload(dep, work[name])
             runs: dict[str, list[dict]] = {name: [] for name in revisions}
             for _ in range(drains):
                 for name, dep in deployments.items():

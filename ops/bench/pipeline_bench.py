@@ -83,6 +83,8 @@ class Deployment:
     source: Path | None = None
     """Another revision's source tree to run the workers from (``None``: this checkout)."""
     cli_module: str = "ops"
+    env: dict[str, str] = field(default_factory=dict)
+    """More environment for the workers (a setting compared side by side, e.g. the store overlap)."""
     procs: list[WorkerProcess] = field(default_factory=list)
     topics: Topics | None = None
     prefix: str = ""
@@ -132,7 +134,7 @@ class Deployment:
                 "STREAMSCORE_MODELS_DIR": str(Path(self.settings.models_dir).resolve()),
                 "STREAMSCORE_LOG_LEVEL": "WARNING",
                 "STREAMSCORE_WRITER_DATABASE_URL": writer_url(self.settings),
-            }
+            } | self.env
             if self.source is not None:
                 env["PYTHONPATH"] = str(self.source)
                 env["STREAMSCORE_DATA_DIR"] = str(Path(self.settings.data_dir).resolve())
@@ -211,7 +213,7 @@ def _produce(settings: Settings, records: list[Produced], rate: float = 0.0) -> 
     produce(settings.kafka_bootstrap, records, rate=rate, progress=False, **kafka_python_options(settings))
 
 
-def _prepare(dep: Deployment, work: Workload) -> None:
+def prepare_workload(dep: Deployment, work: Workload) -> None:
     assert dep.topics is not None
     catalog = work.catalog(dep.topics)
     if work.path == "clicks":
@@ -448,7 +450,7 @@ def run_e2e_bench(settings: Settings, out_dir: Path, checkpoint: Path, quick: bo
     paths: dict[str, dict] = {}
     for work in (news, clicks):
         with Deployment(settings) as dep:
-            _prepare(dep, work)
+            prepare_workload(dep, work)
             # the figure every ratio uses: the median of three drains (one drain varies by ±15 % here)
             drains = [capacity(dep, work, size if work.path == "news" else size * 3) for _ in range(1 if quick else 3)]
             cap = sorted(drains, key=lambda d: d["events_per_s"])[len(drains) // 2] | {
@@ -472,7 +474,7 @@ def run_e2e_bench(settings: Settings, out_dir: Path, checkpoint: Path, quick: bo
     load = paths["news"]["sustained_events_per_s"] * 0.5 or 20
     for events, wait in grid:
         with Deployment(settings, batch_events=events, batch_wait_ms=wait) as dep:
-            _prepare(dep, news)
+            prepare_workload(dep, news)
             cap = capacity(dep, news, size)
             lat = constant_rate(dep, news, load, rung_s, engine)
             sweep.append(
@@ -492,7 +494,7 @@ def run_e2e_bench(settings: Settings, out_dir: Path, checkpoint: Path, quick: bo
     scaling = {}
     for work in (news, clicks):
         with Deployment(settings, workers=2) as dep:
-            _prepare(dep, work)
+            prepare_workload(dep, work)
             scaling[work.path] = capacity(dep, work, size if work.path == "news" else size * 3)
     report["scaling"] = {
         path: {

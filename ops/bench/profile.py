@@ -187,7 +187,7 @@ def run_profile(
     arrive at ``rate`` per second, where latency is measured too (an absolute rate, so that runs of different
     code are compared under the same load). Writes ``profile-<path>-<label>.json``
     and ``profile.md``/``.png``."""
-    from ops.bench.pipeline_bench import Deployment, Workload, _prepare, _produce, capacity, event_id, latency
+    from ops.bench.pipeline_bench import Deployment, Workload, _produce, capacity, event_id, latency, prepare_workload
     from ops.stack.manager import stack_up
 
     py_spy()
@@ -197,7 +197,7 @@ def run_profile(
     with Deployment(settings) as dep:
         assert dep.topics is not None
         topic = dep.topics.news if path == "news" else dep.topics.clicks
-        _prepare(dep, work)
+        prepare_workload(dep, work)
         plain = capacity(dep, work, events)
         producer: threading.Thread | None = None
         if rate > 0:

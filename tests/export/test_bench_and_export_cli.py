@@ -62,3 +62,26 @@ def test_export_refuses_on_parity_breach_and_leaves_nothing(quick_run: Path, set
     assert result.exit_code == 3, result.output  # ExitCode.REFUSED: the model failed a gate
     assert "fp32 ONNX vs PyTorch max |difference|" in result.stderr and "exceeds the limit 1e-12" in result.stderr
     assert list(out.iterdir()) == [], "a failed export leaves no bundle and no staging folder"
+
+
+def test_roofline_bench_places_the_int8_model_against_the_measured_gemm(models_dir: Path, tmp_path: Path) -> None:
+    from ops.bench.int8_roofline import cpu_units, int8_gemm_macs_per_token, run_roofline_bench
+
+    # six MiniLM layers of four 384×384 projections and a 384↔1536 feed-forward pair, plus the small heads
+    macs = int8_gemm_macs_per_token(models_dir / "current" / "model.int8.onnx")
+    layers = 6 * (4 * 384 * 384 + 2 * 384 * 1536)
+    assert layers <= macs < layers * 1.01
+    texts = ["Stocks slump as yields rise", "Apple beats estimates", "Oil steady ahead of OPEC"] * 20
+    report = run_roofline_bench(models_dir / "current", 2, texts, tmp_path, quick=True)
+    saved = json.loads((tmp_path / "roofline.json").read_text())
+    assert saved == json.loads(json.dumps(report))
+    assert saved["cpu_units"] == cpu_units() and set(saved["cpu_units"]) >= {"avx512_vnni", "amx_int8"}
+    assert saved["int8_roofline_gops"] == max(r["ort-int8-gemm"] for r in saved["gemm_gops"]) > 0
+    model = saved["model"]
+    assert model["int8_macs_per_token"] == macs and 0 < model["int8_gemm_share_of_time"] < 1
+    assert 0 < model["share_of_roofline_whole_call"] < model["share_of_roofline_inside_int8_ops"]
+    assert [r["level"] for r in saved["opt_levels"]][-1] == "ORT_ENABLE_ALL" and saved["opt_levels"][-1][
+        "vs_enable_all"
+    ] == 1
+    assert "int8 roofline" in (tmp_path / "roofline.md").read_text()
+    assert (tmp_path / "roofline.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,0 +1,28 @@
+"""`streamscore bench overlap` drains the same backlog with the store overlap off and on, beside the scorer
+alone, and writes well-formed results (the figures to quote come from docs/benchmarks/store_overlap.md)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ops.bench.store_overlap import run_overlap_bench
+from streamscore.settings import Settings
+from tests.conftest import Schema
+
+
+def test_overlap_bench_writes_json_markdown_and_plot(
+    stack: Settings, pg_schema: Schema, models_dir: Path, tmp_path: Path
+) -> None:
+    settings = stack.model_copy(
+        update={"models_dir": models_dir, "database_url": pg_schema.admin, "writer_database_url": pg_schema.writer}
+    )
+    report = run_overlap_bench(settings, tmp_path, rounds=1, size=300)
+    saved = json.loads((tmp_path / "store_overlap.json").read_text())
+    assert saved == json.loads(json.dumps(report))
+    assert saved["modes"].keys() == {"off", "on"} and saved["model_only_events_per_s"] > 0
+    for row in saved["modes"].values():
+        assert row["events_per_s"] > 0 and len(row["drains_events_per_s"]) == 1
+        assert row["share_of_model_only"] == round(row["events_per_s"] / saved["model_only_events_per_s"], 3)
+    assert "Overlap on ÷ off" in (tmp_path / "store_overlap.md").read_text()
+    assert (tmp_path / "store_overlap.png").read_bytes()[:4] == b"\x89PNG"
