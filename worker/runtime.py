@@ -202,9 +202,9 @@ class Runtime:
         Each message gets an extra reference first, so the acknowledgement ``take_events`` gives on our return
         is not the last one: the offset becomes committable only when :meth:`_store` acknowledges it after the
         transaction committed. Faust commits the lowest unacknowledged offset of each partition, so a slow or
-        failed write is never passed; a rebalance or a shutdown waits for the write in flight
-        (``Consumer.wait_empty``); a failed write leaves its messages held, and the next batch raises its
-        error here, as :meth:`handle` would."""
+        failed write is never passed; a rebalance waits for the write in flight (``Consumer.wait_empty``) and
+        so does a graceful stop (:meth:`drain`); a failed write leaves its messages held, and the next batch
+        raises its error here, as :meth:`handle` would."""
         for event in events:
             event.message.incref()
         store = await self.in_model_thread(lambda: self.get().score_ahead(records))
