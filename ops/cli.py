@@ -537,7 +537,8 @@ def bench_overlap_command(
         Path, typer.Option(help="Output folder (the repository's own figures: docs/benchmarks).")
     ] = BENCH_OUT,
 ) -> None:
-    """The news path with the store overlap off and on, beside the same scorer alone (JSON, markdown, PNG)."""
+    """The news path with the store overlap off and on, with two ONNX Runtime threads and one, beside the same
+    scorer alone (JSON, markdown, PNG)."""
     from ops.bench.store_overlap import run_overlap_bench
 
     try:
@@ -545,11 +546,12 @@ def bench_overlap_command(
     except StreamscoreError as exc:
         _fail(exc)
         return
-    modes = report["modes"]
+    figures = ", ".join(
+        f"{label} {row['events_per_s']} ({row['share_of_model_only']:.0%})" for label, row in report["modes"].items()
+    )
     console.print(
-        f"news: overlap off {modes['off']['events_per_s']} ({modes['off']['share_of_model_only']:.0%}), on "
-        f"{modes['on']['events_per_s']} ({modes['on']['share_of_model_only']:.0%} of model-only "
-        f"{report['model_only_events_per_s']}); written: {out / 'store_overlap.md'}"
+        f"news, overlap and ORT threads: {figures} of model-only {report['model_only_events_per_s']}; "
+        f"written: {out / 'store_overlap.md'}"
     )
 
 

@@ -143,9 +143,10 @@ class Settings(BaseSettings):
         default=0, ge=0, description="ONNX Runtime intra-op threads per worker; 0 uses every core."
     )
     worker_overlap_store: bool = Field(
-        default=True,
+        default=False,
         description="Score the next news batch while the previous one is written to PostgreSQL and its alerts "
-        "produced (offsets still committed in order, only after the write); false does one batch at a time.",
+        "produced (offsets still committed in order, only after the write). Off by default: on two cores it was "
+        "no faster (docs/benchmarks/store_overlap.md); for a database or broker across a slow network.",
     )
     batch_max_events: int = Field(default=256, ge=1, description="A micro-batch closes at this many events ...")
     batch_max_wait_ms: float = Field(default=10.0, ge=0, description="... or this long after its first event ...")

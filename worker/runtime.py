@@ -276,5 +276,6 @@ class Runtime:
             "providers": list(pipeline.models.scorer.providers) if pipeline else [],
             "last_reload_error": pipeline.models.last_error if pipeline else None,
             "assigned_partitions": assigned_partitions,
+            "news_store_overlap": self.settings.worker_overlap_store,
         }
         return {"ready": body["model_loaded"] and body["database_ok"], **body}

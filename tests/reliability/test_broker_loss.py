@@ -19,6 +19,7 @@ from ops.replay import Scenario
 from ops.stack.kafka import KafkaCluster
 from streamscore.settings import Settings
 from tests.conftest import Schema
+from tests.reliability.conftest import OVERLAP
 from tests.reliability.reconcile import produce_in_background, reconcile, record, redelivered, start, wait_fraction
 from tests.streaming.conftest import Deployment, private_deployment
 
@@ -74,6 +75,7 @@ def replicated(
         tmp_path,
         STREAMSCORE_TOPIC_REPLICATION_FACTOR=str(BROKERS),
         STREAMSCORE_TOPIC_MIN_INSYNC_REPLICAS="2",
+        **OVERLAP,
     ) as dep:
         yield dep
 

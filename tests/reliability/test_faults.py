@@ -20,6 +20,7 @@ from tests.reliability.reconcile import produce_in_background, reconcile, record
 def test_kill_9_one_of_two_workers_mid_stream(deployment: Deployment) -> None:
     scenario = Scenario(news=1500, clicks=2500, surge_ticker="ACME", surge_size=30, bad=True, run="kill9")
     start(deployment, scenario, workers=2)
+    assert all((w.ready() or {}).get("news_store_overlap") is True for w in deployment.workers)  # the suite's mode
     producer = produce_in_background(deployment, scenario)
     at_kill = wait_fraction(deployment, scenario.expected_accounted(), 0.3)
     victim = deployment.workers[0]
