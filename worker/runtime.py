@@ -124,8 +124,8 @@ class Runtime:
         self.lock = threading.Lock()
         self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="streamscore-model")
         self.store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="streamscore-store")
-        self.storing: dict[str, asyncio.Future[None]] = {}
-        """The news batch being written while the next one is scored (one per path, so writes keep their order)."""
+        self.news_write: asyncio.Future[None] | None = None
+        """The news batch being written while the next one is scored (one at a time, so writes keep their order)."""
 
     def get(self) -> Pipeline:
         with self.lock:
@@ -208,22 +208,22 @@ class Runtime:
         for event in events:
             event.message.incref()
         store = await self.in_model_thread(lambda: self.get().score_ahead(records))
-        previous = self.storing.pop("news", None)
+        previous, self.news_write = self.news_write, None
         if previous is not None:
             await previous
         task = asyncio.ensure_future(self._store(store, events))
         task.add_done_callback(lambda t: t.cancelled() or t.exception())  # logged in _store; raised by the next batch
-        self.storing["news"] = task
+        self.news_write = task
 
     async def drain(self) -> None:
-        """Wait for the writes in flight (a graceful stop: their offsets can then be committed on the way out,
+        """Wait for the write in flight (a graceful stop: their offsets can then be committed on the way out,
         so the next owner of the partitions does not get them again)."""
-        for task in list(self.storing.values()):
+        task, self.news_write = self.news_write, None
+        if task is not None:
             try:
                 await task
             except Exception:  # noqa: BLE001 - logged in _store; the messages stay uncommitted
                 pass
-        self.storing.clear()
 
     async def _store(self, store: Callable[[], BatchReport], events: Sequence[ConsumedEvent]) -> None:
         assert self.loop is not None

@@ -60,9 +60,6 @@ class NewsPath:
     def __init__(self, core: BatchCore):
         self.core = core
 
-    def process(self, records: Sequence[Record]) -> BatchReport:
-        return self.store(self.score(records))
-
     def score(self, records: Sequence[Record]) -> ScoredNews:
         """Validate and score; touches neither PostgreSQL nor Kafka, so the runtime can run it for batch N+1
         while :meth:`store` writes batch N."""
