@@ -42,9 +42,16 @@ def aligned_teacher_logits(texts: Sequence[str], by_key: dict[str, np.ndarray], 
 
 
 def distillation_loss(
-    student: torch.Tensor, teacher: torch.Tensor, targets: torch.Tensor, alpha: float, temperature: float
+    student: torch.Tensor,
+    teacher: torch.Tensor,
+    targets: torch.Tensor,
+    alpha: float,
+    temperature: float,
+    class_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    hard = nn.functional.cross_entropy(student, targets)
+    """The hard term may weight classes (:func:`trainer.sentiment_loss.class_weights`); the soft one never
+    does: it is the teacher's whole distribution, which already says how likely each class is."""
+    hard = nn.functional.cross_entropy(student, targets, weight=class_weight)
     if alpha == 0:
         return hard
     soft = nn.functional.kl_div(

@@ -35,6 +35,18 @@ class Profile:
     distill_temperature: float = 2.0
     teacher_logits: str = "trainer/teacher_labels/teacher_logits.npz"
     """Written by ``streamscore teacher``; relative paths are from the repository root."""
+    layer_lr_decay: float = 1.0
+    """Layer-wise learning-rate decay: encoder layer i of L trains at lr · decay^(L − i), the embeddings at
+    decay^(L + 1), the heads at lr (1: one rate for all)."""
+    negative_class_weight: float = 1.0
+    """Weight of the negative class in the sentiment head's hard cross-entropy."""
+    rdrop_alpha: float = 0.0
+    """Weight of R-Drop's consistency term on sentiment batches (0: off; on doubles a sentiment step's cost)."""
+    precision: str = "auto"
+    """``auto`` (bf16 autocast where the CPU or GPU supports it), ``bf16`` or ``fp32``."""
+    sentiment_only: bool = False
+    """Train and select epochs on the sentiment task alone: the recipe sweep (``streamscore sweep
+    sentiment``), where review batches would only add cost to every variant alike."""
     lora: bool = False
     lora_rank: int = 16
     lora_lr: float = 5e-4

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ from trainer.model import REVIEW_STARS, MultiTaskTextModel
 from trainer.profiles import Profile
 from trainer.rec_evaluation import fit_checkpoint_ranker, save_ranker
 from trainer.recommender import EncodedInteractions, IdIndex, RecommenderConfig, RecommenderData, fit_recommender
+from trainer.sentiment_loss import class_weights, rdrop_consistency
 from trainer.text_batches import TokenizedTexts, collate, length_grouped_batches, tokenize
 from trainer.tokenizer import load_tokenizer
 
@@ -73,29 +75,74 @@ class TextTrainingData:
 
 
 def evaluate_text_dev(
-    model: MultiTaskTextModel, tokenizer, splits: TextSplits, device: torch.device, baseline_mae: float
+    model: MultiTaskTextModel,
+    tokenizer,
+    splits: TextSplits,
+    device: torch.device,
+    baseline_mae: float,
+    sentiment_only: bool = False,
 ) -> dict:
-    """Dev metrics of both text tasks and the early-stopping score: mean of sentiment macro-F1 and the review
-    head's relative MAE gain over predicting the mean."""
+    """Dev metrics of the text tasks and the early-stopping score: mean of sentiment macro-F1 and the review
+    head's relative MAE gain over predicting the mean (sentiment macro-F1 alone in a sentiment-only run)."""
     cfg = model.config
     sent = predict_texts(model, tokenizer, splits.sentiment_dev.texts, cfg.max_length_sentiment, device=device)
-    rev = predict_texts(model, tokenizer, splits.review_dev.texts, cfg.max_length_review, device=device)
     s = classification_report(splits.sentiment_dev.labels, sent["sentiment_logits"].argmax(-1), SENTIMENT_LABELS)
-    r = regression_report(splits.review_dev.ratings, rev["review_rating"], (1, 5))
-    score = 0.5 * s["macro_f1"] + 0.5 * (1.0 - r["mae"] / baseline_mae)
-    return {
+    metrics = {
         "sentiment_accuracy": s["accuracy"],
         "sentiment_macro_f1": s["macro_f1"],
-        "review_mae": r["mae"],
-        "review_rmse": r["rmse"],
-        "score": score,
+        "sentiment_negative_f1": s["per_class"]["negative"]["f1"],
     }
+    if sentiment_only:
+        return {**metrics, "score": s["macro_f1"]}
+    rev = predict_texts(model, tokenizer, splits.review_dev.texts, cfg.max_length_review, device=device)
+    r = regression_report(splits.review_dev.ratings, rev["review_rating"], (1, 5))
+    score = 0.5 * s["macro_f1"] + 0.5 * (1.0 - r["mae"] / baseline_mae)
+    return {**metrics, "review_mae": r["mae"], "review_rmse": r["rmse"], "score": score}
+
+
+def use_bf16(profile: Profile, device: torch.device) -> bool:
+    if profile.precision not in ("auto", "bf16", "fp32"):
+        raise ConfigurationError(f"precision must be auto, bf16 or fp32, got {profile.precision!r}")
+    if profile.precision == "bf16" and not bf16_supported(device):
+        raise ConfigurationError(f"precision bf16 asked for, but this {device.type} has no bf16 support")
+    return profile.precision == "bf16" or (profile.precision == "auto" and bf16_supported(device))
+
+
+def parameter_groups(model: nn.Module, lr: float, weight_decay: float, layer_decay: float = 1.0) -> list[dict]:
+    """AdamW groups: no weight decay on biases and norms, and with ``layer_decay`` < 1 a lower rate the deeper
+    a parameter sits (layer-wise decay, as in ELECTRA and BEiT): the pretrained lower layers move least."""
+    no_decay = ("bias", "LayerNorm.weight", "layernorm", "norm")
+    n_layers = int(getattr(getattr(model, "config", None), "encoder", {}).get("num_hidden_layers", 0))
+    groups: dict[tuple[int, bool], dict] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        layer = re.search(r"\.layer\.(\d+)\.", name)
+        if layer is not None:
+            depth = int(layer.group(1)) + 1
+        elif ".embeddings." in f".{name}":
+            depth = 0
+        else:
+            depth = n_layers + 1
+        decayed = not any(k in name for k in no_decay)
+        group = groups.setdefault(
+            (depth, decayed),
+            {
+                "params": [],
+                "weight_decay": weight_decay if decayed else 0.0,
+                "lr": lr * layer_decay ** (n_layers + 1 - depth),
+            },
+        )
+        group["params"].append(param)
+    return [groups[k] for k in sorted(groups)]
 
 
 def _epoch_schedule(data: TextTrainingData, profile: Profile, rng: np.random.Generator) -> list[tuple[str, np.ndarray]]:
     steps: list[tuple[str, np.ndarray]] = [
         ("sentiment", b) for b in length_grouped_batches(data.sentiment.lengths, profile.batch_size, rng)
     ]
+    if profile.sentiment_only:
+        return steps
     review_lengths = data.review.lengths
     pool = np.arange(len(review_lengths))
     if profile.reviews_per_epoch is not None and profile.reviews_per_epoch < len(pool):
@@ -106,6 +153,8 @@ def _epoch_schedule(data: TextTrainingData, profile: Profile, rng: np.random.Gen
 
 
 def _steps_per_epoch(data: TextTrainingData, profile: Profile) -> int:
+    if profile.sentiment_only:
+        return -(-len(data.sentiment) // profile.batch_size)
     n_review = (
         len(data.review) if profile.reviews_per_epoch is None else min(profile.reviews_per_epoch, len(data.review))
     )
@@ -164,25 +213,14 @@ def fine_tune_text(
         _wrap_lora(model, profile)
     model.to(device)
     lr = profile.lora_lr if profile.lora else profile.lr
-    no_decay = ("bias", "LayerNorm.weight", "layernorm", "norm")
-    params = [
-        {
-            "params": [p for n, p in model.named_parameters() if p.requires_grad and not any(k in n for k in no_decay)],
-            "weight_decay": profile.weight_decay,
-        },
-        {
-            "params": [p for n, p in model.named_parameters() if p.requires_grad and any(k in n for k in no_decay)],
-            "weight_decay": 0.0,
-        },
-    ]
-    optimizer = torch.optim.AdamW(params, lr=lr)
+    optimizer = torch.optim.AdamW(parameter_groups(model, lr, profile.weight_decay, profile.layer_lr_decay), lr=lr)
     total_steps = _steps_per_epoch(data, profile) * profile.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(profile.warmup_fraction * total_steps), total_steps)
-    use_bf16 = bf16_supported(device)
+    bf16 = use_bf16(profile, device)
     history: dict = {
         "steps": [],
         "epochs": [],
-        "precision": "bf16" if use_bf16 else "fp32",
+        "precision": "bf16" if bf16 else "fp32",
         "device": device.type,
         "lora": profile.lora,
     }
@@ -198,7 +236,9 @@ def fine_tune_text(
         best_state = saved["best_model"]
         start_epoch = saved["epoch"] + 1
         logger.info("resumed training", extra={"from_epoch": start_epoch, "state": str(state_file)})
-    losses = {task: nn.CrossEntropyLoss() for task in TASKS}
+    weight = class_weights(cfg.n_sentiment, profile.negative_class_weight)
+    weight = weight.to(device) if weight is not None else None
+    losses = {"sentiment": nn.CrossEntropyLoss(weight=weight), "review": nn.CrossEntropyLoss()}
     teacher = teacher_targets(splits, profile)
     if teacher is not None:
         history["distillation"] = {"alpha": profile.distill_alpha, "temperature": profile.distill_temperature}
@@ -220,19 +260,28 @@ def fine_tune_text(
             targets = torch.as_tensor(source.targets[batch])
             if task == "review":
                 targets = torch.round(targets).long() - star_offset
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                out = model(ids.to(device), mask.to(device))
-            logits = out["sentiment_logits" if task == "sentiment" else "review_logits"].float()
-            if task == "sentiment" and teacher is not None:
-                loss = distillation_loss(
-                    logits,
-                    teacher[torch.as_tensor(batch)].to(device),
-                    targets.to(device),
-                    profile.distill_alpha,
-                    profile.distill_temperature,
-                )
-            else:
-                loss = losses[task](logits, targets.to(device))
+            head = "sentiment_logits" if task == "sentiment" else "review_logits"
+            draws = 2 if task == "sentiment" and profile.rdrop_alpha > 0 else 1
+            draw_logits, draw_losses = [], []
+            for _ in range(draws):
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    logits = model(ids.to(device), mask.to(device))[head].float()
+                if task == "sentiment" and teacher is not None:
+                    draw_loss = distillation_loss(
+                        logits,
+                        teacher[torch.as_tensor(batch)].to(device),
+                        targets.to(device),
+                        profile.distill_alpha,
+                        profile.distill_temperature,
+                        weight,
+                    )
+                else:
+                    draw_loss = losses[task](logits, targets.to(device))
+                draw_logits.append(logits)
+                draw_losses.append(draw_loss)
+            loss = sum(draw_losses) / draws
+            if draws == 2:
+                loss = loss + profile.rdrop_alpha * rdrop_consistency(*draw_logits)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), profile.grad_clip)
@@ -247,7 +296,7 @@ def fine_tune_text(
                 )
                 bar.set_postfix({f"{t}": f"{running[t]:.3f}" for t in TASKS if running[t] is not None})
         bar.close()
-        dev = evaluate_text_dev(model, tokenizer, splits, device, baseline_mae)
+        dev = evaluate_text_dev(model, tokenizer, splits, device, baseline_mae, profile.sentiment_only)
         dev.update(
             {"epoch": epoch, "seconds": round(time.perf_counter() - started, 1), "lr": scheduler.get_last_lr()[0]}
         )

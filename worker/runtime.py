@@ -88,17 +88,22 @@ def faust_app_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def alert_rule(settings: Settings) -> AlertRule:
+    """The surge rule the settings configure (also what offline replays of a scenario fold through)."""
+    return AlertRule(
+        window_s=settings.alert_window_s,
+        min_count=settings.alert_min_count,
+        ratio=settings.alert_ratio,
+        min_share=settings.alert_min_share,
+        z_threshold=settings.alert_z_threshold,
+        cooldown_s=settings.alert_cooldown_s,
+    )
+
+
 def pipeline_config(settings: Settings) -> PipelineConfig:
     return PipelineConfig(
         batch=BatchPolicy(settings.batch_max_events, settings.batch_max_wait_ms, settings.batch_max_tokens),
-        rule=AlertRule(
-            window_s=settings.alert_window_s,
-            min_count=settings.alert_min_count,
-            ratio=settings.alert_ratio,
-            min_share=settings.alert_min_share,
-            z_threshold=settings.alert_z_threshold,
-            cooldown_s=settings.alert_cooldown_s,
-        ),
+        rule=alert_rule(settings),
         max_future_skew_s=settings.max_future_skew_s,
         recommend_k=settings.recommend_k,
         cold_start_min_history=settings.cold_start_min_history,

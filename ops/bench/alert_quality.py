@@ -19,6 +19,7 @@ import shutil
 import string
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from ops.replay import NEGATIVE_LABEL, NEWS, Produced, _csv
 from streamscore.bundle import point_current
 from streamscore.settings import Settings
 from streamscore.topics import Topics
+from worker.domain.alerts import AlertRule, EntityState, observe
 
 
 @dataclass(frozen=True)
@@ -75,36 +77,83 @@ def ticker_name(tag: str, plan: TickerPlan) -> str:
     return f"Q{tag}{'S' if plan.surge else 'C'}{plan.slot:02d}"
 
 
-def labelled_stream(
-    plans: list[TickerPlan], topics: Topics, tag: str, now_ms: int, span_s: float = 1200.0, seed: int = 13
-) -> tuple[list[Produced], dict[str, bool]]:
-    """The records of one run (interleaved, in event-time order inside ``span_s``) and ticker → is a surge."""
+@dataclass(frozen=True)
+class ScenarioEvent:
+    """One headline of the scenario: its ticker, id, event time (ms) and text."""
+
+    ticker: str
+    news_id: str
+    ts_ms: int
+    headline: str
+
+
+def scenario_events(
+    plans: list[TickerPlan], tag: str, now_ms: int, span_s: float = 1200.0, seed: int = 13
+) -> tuple[list[ScenarioEvent], dict[str, bool]]:
+    """The headlines of one run, interleaved in event-time order inside ``span_s``, and ticker → is a surge."""
     events = []
     for plan in plans:
         name = ticker_name(tag, plan)
         for i, (headline, _) in enumerate(plan.headlines):
-            events.append({"ticker": name, "i": i, "headline": headline})
+            events.append((name, i, headline))
     rng = random.Random(seed)
     rng.shuffle(events)  # the same order for every tag: the shuffle depends on the seed only
     step = span_s * 1000 / max(1, len(events))
     start = now_ms - int(span_s * 1000)
+    ordered = [
+        ScenarioEvent(ticker, f"aq-{tag}-{ticker}-{i}", start + int(step * n), headline)
+        for n, (ticker, i, headline) in enumerate(events)
+    ]
+    return ordered, {ticker_name(tag, p): p.surge for p in plans}
+
+
+def labelled_stream(
+    plans: list[TickerPlan], topics: Topics, tag: str, now_ms: int, span_s: float = 1200.0, seed: int = 13
+) -> tuple[list[Produced], dict[str, bool]]:
+    """The scenario as news records for the ``news`` topic, and ticker → is a surge."""
+    events, labels = scenario_events(plans, tag, now_ms, span_s, seed)
     records = [
         Produced(
             topics.news,
-            f"aq-{tag}-{e['ticker']}-{e['i']}",
+            e.news_id,
             json.dumps(
                 {
-                    "id": f"aq-{tag}-{e['ticker']}-{e['i']}",
-                    "ts": start + int(step * n),
-                    "headline": e["headline"],
-                    "tickers": [e["ticker"]],
+                    "id": e.news_id,
+                    "ts": e.ts_ms,
+                    "headline": e.headline,
+                    "tickers": [e.ticker],
                     "source": "alert-quality-scenario",
                 }
             ).encode(),
         )
-        for n, e in enumerate(events)
+        for e in events
     ]
-    return records, {ticker_name(tag, p): p.surge for p in plans}
+    return records, labels
+
+
+OFFLINE_NOW_MS = 1_767_225_600_000
+"""Where the offline replay's clock stands (2026-01-01): any real time will do, the rule reads differences."""
+
+
+def offline_alerts(plans: list[TickerPlan], is_negative: Callable[[str], bool], rule: AlertRule) -> set[str]:
+    """The tickers the surge rule raises an alert for when each headline is called negative by
+    ``is_negative``: the worker's own rule (:func:`worker.domain.alerts.observe`) over the same stream, in the
+    same order, without Kafka or a bundle: what a model's test predictions would raise."""
+    events, _ = scenario_events(plans, "X", OFFLINE_NOW_MS)
+    states: dict[str, EntityState] = {}
+    raised = set()
+    for e in events:
+        state = states.setdefault(e.ticker, EntityState())
+        decision = observe(state, rule, e.ticker, e.news_id, e.ts_ms / 1000, is_negative(e.headline))
+        if decision is not None and decision.status == "raised":
+            raised.add(e.ticker)
+    return raised
+
+
+def offline_alert_scores(plans: list[TickerPlan], is_negative: Callable[[str], bool], rule: AlertRule) -> dict:
+    """:func:`alert_scores` of :func:`offline_alerts`."""
+    _, labels = scenario_events(plans, "X", OFFLINE_NOW_MS)
+    return alert_scores(offline_alerts(plans, is_negative, rule), labels)
 
 
 def alert_scores(raised: set[str], labels: dict[str, bool]) -> dict:

@@ -1,0 +1,56 @@
+"""The sweep's report from saved variant results (no training): alert quality from each variant's saved test
+probabilities, the choice on dev, and the table and plot."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ops.bench.alert_quality import plan_tickers
+from ops.sentiment_sweep import VARIANTS_DIR, choose, run_sweep
+from streamscore.settings import Settings
+from trainer.distillation import text_key
+
+
+def _report(accuracy: float, macro_f1: float) -> dict:
+    per_class = {
+        c: {"precision": 0.8, "recall": 0.8, "f1": 0.8, "support": 1} for c in ("negative", "neutral", "positive")
+    }
+    return {"accuracy": accuracy, "macro_f1": macro_f1, "per_class": per_class}
+
+
+def _save(out: Path, name: str, dev_f1: float, negative_of: dict[str, bool]) -> None:
+    folder = out / VARIANTS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    keys = [text_key(t) for t in negative_of]
+    probabilities = np.array([[0.9, 0.05, 0.05] if neg else [0.05, 0.9, 0.05] for neg in negative_of.values()])
+    np.savez_compressed(folder / f"{name}.npz", text_sha1=np.array(keys), probabilities=probabilities)
+    record = {
+        "variant": name,
+        "about": name,
+        "changes": {},
+        "best_epoch": 1,
+        "precision": "bf16",
+        "epochs": [],
+        "dev": _report(0.8, dev_f1),
+        "test": _report(0.8, 0.7),
+        "seconds": 60.0,
+    }
+    (folder / f"{name}.json").write_text(json.dumps(record))
+
+
+def test_report_scores_saved_predictions_and_chooses_on_dev(settings: Settings, tmp_path: Path) -> None:
+    plans = plan_tickers(settings.data_dir)
+    truth = {text: negative for plan in plans for text, negative in plan.headlines}
+    _save(tmp_path, "hard-labels", 0.70, truth)
+    _save(tmp_path, "distil-a0.5-T2", 0.75, dict.fromkeys(truth, False))
+    report = run_sweep(settings, tmp_path, ["hard-labels", "distil-a0.5-T2"])
+    by_name = {r["variant"]: r for r in report["variants"]}
+    assert by_name["hard-labels"]["alerts"]["recall"] == 1.0 and by_name["hard-labels"]["alerts"]["precision"] == 1.0
+    assert by_name["distil-a0.5-T2"]["alerts"]["recall"] == 0.0
+    assert report["chosen"] == "distil-a0.5-T2" == choose(report["variants"])["variant"]  # dev decides, not test
+    table = (tmp_path / "sweep.md").read_text()
+    assert "**distil-a0.5-T2** (chosen)" in table and "teacher" in table
+    assert (tmp_path / "sweep.png").stat().st_size > 10_000
