@@ -18,7 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pydantic import ValidationError
@@ -50,7 +50,6 @@ class ForwardReport:
     duplicates: int = 0
     dead_lettered: int = 0
     attempts: int = 0
-    statuses: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {
@@ -115,7 +114,6 @@ class AlertForwarder:
             return
         status, attempts = self.deliver(alert)
         report.attempts += attempts
-        report.statuses.append(status)
         self.store.transaction(lambda conn: self._record(conn, alert, attempts, status))
         report.delivered += 1
         logger.info(
