@@ -68,7 +68,7 @@ def run_sweep(
     rule = alert_rule(settings)
     for record in records:
         negatives = negatives_by_text(out_dir, record["variant"])
-        record["alerts"] = offline_alert_scores(plans, lambda t, neg=negatives: neg[text_key(t)], rule)
+        record["alerts"] = offline_alert_scores(plans, lambda t, neg=negatives: neg[text_key(t.strip())], rule)
     truth = {text: negative for plan in plans for text, negative in plan.headlines}
     teacher_file = (teacher_dir or Path("trainer/teacher_labels")) / "teacher.json"
     teacher = json.loads(teacher_file.read_text()) if teacher_file.is_file() else None

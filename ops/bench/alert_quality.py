@@ -32,6 +32,7 @@ from streamscore.bundle import point_current
 from streamscore.settings import Settings
 from streamscore.topics import Topics
 from worker.domain.alerts import AlertRule, EntityState, observe
+from worker.runtime import alert_rule
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,11 @@ def offline_alert_scores(plans: list[TickerPlan], is_negative: Callable[[str], b
     return alert_scores(offline_alerts(plans, is_negative, rule), labels)
 
 
+def raised_slots(raised: set[str]) -> list[int]:
+    """The plan slots of raised labelled tickers (names from :func:`ticker_name`), whatever the run's tag."""
+    return sorted(int(name[-2:]) for name in raised if name.startswith("Q") and name[-3] in "SC")
+
+
 def alert_scores(raised: set[str], labels: dict[str, bool]) -> dict:
     """Precision and recall of raised alerts over the labelled tickers."""
     surges = {t for t, s in labels.items() if s}
@@ -202,7 +208,23 @@ def run_alert_quality(settings: Settings, bundles: dict[str, Path], out_dir: Pat
                     version = conn.execute(
                         text("SELECT model_version FROM news_sentiment WHERE news_id = :i"), {"i": records[0].key}
                     ).scalar()
-        results[label] = {"bundle": str(bundle), "model_version": version, **alert_scores(raised, labels)}
+                    stored = dict(
+                        conn.execute(
+                            text("SELECT headline, label = 'negative' FROM news_sentiment WHERE news_id LIKE :p"),
+                            {"p": f"aq-{tag}-%"},
+                        ).all()
+                    )
+            # The offline replay (what `streamscore sweep` scores variants with) folded over the labels this worker
+            # stored must raise exactly the alerts the worker raised: a check on every run that the two agree.
+            # Stored headlines are stripped, as every event's text is on intake.
+            offline = offline_alerts(plans, lambda h, s=stored: bool(s.get(h.strip(), False)), alert_rule(dep.settings))
+        results[label] = {
+            "bundle": str(bundle),
+            "model_version": version,
+            **alert_scores(raised, labels),
+            "raised_slots": raised_slots(raised),
+            "offline_rule_agrees": len(stored) == len(records) and raised_slots(offline) == raised_slots(raised),
+        }
     report = {
         "scenario": {
             "tickers_per_kind": tickers,
@@ -232,15 +254,18 @@ def write_alert_quality_report(report: dict, out_dir: Path) -> None:
         "",
         f"`streamscore bench alerts`: {s['tickers_per_kind']} surge and {s['tickers_per_kind']} calm tickers, "
         f"{s['headlines_per_ticker']} held-out headlines each inside one alert window; a surge ticker's are "
-        f"{s['negatives_surge']} truly negative, a calm ticker's {s['negatives_calm']}. One worker per model.",
+        f"{s['negatives_surge']} truly negative, a calm ticker's {s['negatives_calm']}. One worker per model. "
+        "*Offline rule agrees*: the worker's rule folded offline over the labels the worker stored raises the "
+        "same tickers (what `streamscore sweep` relies on to score recipes without a deployment).",
         "",
-        "| model | version | alerted surges | false alarms | precision | recall | F1 |",
-        "|---|---|---|---|---|---|---|",
+        "| model | version | alerted surges | false alarms | precision | recall | F1 | offline rule agrees |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for label, r in report["results"].items():
         lines.append(
             f"| {label} | `{r['model_version']}` | {r['alerted_surges']} / {r['surges']} | {r['false_alarms']} / "
-            f"{r['calm']} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} |"
+            f"{r['calm']} | {r['precision']:.3f} | {r['recall']:.3f} | {r['f1']:.3f} | "
+            f"{'yes' if r.get('offline_rule_agrees') else 'no'} |"
         )
     (out_dir / "alerts.md").write_text("\n".join(lines) + "\n")
     plt = pyplot()

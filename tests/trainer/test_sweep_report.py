@@ -24,7 +24,7 @@ def _report(accuracy: float, macro_f1: float) -> dict:
 def _save(out: Path, name: str, dev_f1: float, negative_of: dict[str, bool]) -> None:
     folder = out / VARIANTS_DIR
     folder.mkdir(parents=True, exist_ok=True)
-    keys = [text_key(t) for t in negative_of]
+    keys = [text_key(t.strip()) for t in negative_of]  # the loader strips, as the sweep's test texts are
     probabilities = np.array([[0.9, 0.05, 0.05] if neg else [0.05, 0.9, 0.05] for neg in negative_of.values()])
     np.savez_compressed(folder / f"{name}.npz", text_sha1=np.array(keys), probabilities=probabilities)
     record = {

@@ -1,14 +1,16 @@
 """The labelled surge scenario of ``bench alerts`` and its scoring, without Kafka: the labels are what the
-headlines say, every run replays the same headlines at the same times, and precision/recall count right."""
+headlines say, every run replays the same headlines at the same times, precision/recall count right, and the
+worker's own rule folded offline over it gives the ceiling (true labels) and the two ways a model fails."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from ops.bench.alert_quality import alert_scores, labelled_stream, plan_tickers
+from ops.bench.alert_quality import alert_scores, labelled_stream, offline_alert_scores, plan_tickers, scenario_events
 from streamscore.settings import Settings
 from streamscore.topics import Topics
+from worker.domain.alerts import AlertRule
 
 
 def test_plans_hold_the_labelled_share_of_negatives_and_never_reuse_a_headline(data_dir: Path) -> None:
@@ -39,3 +41,27 @@ def test_precision_and_recall_over_labelled_tickers_only() -> None:
     assert (scores["alerted_surges"], scores["false_alarms"]) == (2, 1)
     assert scores["precision"] == round(2 / 3, 4) and scores["recall"] == round(2 / 3, 4)
     assert alert_scores(set(), labels)["precision"] == 0.0
+
+
+def test_true_labels_raise_every_surge_and_no_calm_ticker(data_dir: Path) -> None:
+    plans = plan_tickers(data_dir)
+    truth = {text: negative for plan in plans for text, negative in plan.headlines}
+    scores = offline_alert_scores(plans, truth.__getitem__, AlertRule())
+    assert scores["surges"] == scores["calm"] == 20
+    assert scores["alerted_surges"] == 20 and scores["false_alarms"] == 0
+
+
+def test_a_blind_model_raises_nothing_and_an_alarmist_one_raises_everything(data_dir: Path) -> None:
+    plans = plan_tickers(data_dir)
+    blind = offline_alert_scores(plans, lambda _: False, AlertRule())
+    assert blind["alerted_surges"] == 0 and blind["recall"] == 0.0
+    alarmist = offline_alert_scores(plans, lambda _: True, AlertRule())
+    assert alarmist["alerted_surges"] == 20 and alarmist["false_alarms"] == 20 and alarmist["precision"] == 0.5
+
+
+def test_the_scenario_order_is_the_same_for_every_tag(data_dir: Path) -> None:
+    plans = plan_tickers(data_dir)
+    a, _ = scenario_events(plans, "A", 1_000_000)
+    b, _ = scenario_events(plans, "B", 1_000_000)
+    assert [e.headline for e in a] == [e.headline for e in b]
+    assert [e.ts_ms for e in a] == sorted(e.ts_ms for e in a)
