@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,10 @@ def run_variant(settings: Settings, variant: Variant, out_dir: Path) -> dict:
     if saved.is_file():
         return json.loads(saved.read_text())
     folder.mkdir(parents=True, exist_ok=True)
-    result, texts = train_variant(settings, variant, folder / f"{variant.name}.state")
+    # The trainer's per-epoch state (optimizer and two copies of the weights, 345 MB) only serves a resume
+    # inside one run; a variant is retrained whole if stopped, so it lives in a temporary folder.
+    with tempfile.TemporaryDirectory(prefix=f"streamscore-sweep-{variant.name}-") as state:
+        result, texts = train_variant(settings, variant, Path(state))
     np.savez_compressed(
         folder / f"{variant.name}.npz",
         text_sha1=np.array([text_key(t) for t in texts]),
