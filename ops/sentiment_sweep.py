@@ -1,4 +1,4 @@
-"""``streamscore sweep sentiment``: train each sentiment recipe (:mod:`trainer.sentiment_recipes`), pick one on
+"""``streamscore sweep``: train each sentiment recipe (:mod:`trainer.sentiment_recipes`), pick one on
 dev, and report every variant's dev and test scores with the alert quality its predictions give on the labelled
 surge scenario, in one table.
 
@@ -122,7 +122,7 @@ def write_sweep_report(report: dict, out_dir: Path) -> None:
     lines = [
         "# Sentiment recipes: dev chooses, test reported once per variant",
         "",
-        f"`streamscore sweep sentiment`: {report['protocol']}. Alerts: the worker's surge rule over the labelled "
+        f"`streamscore sweep`: {report['protocol']}. Alerts: the worker's surge rule over the labelled "
         "scenario of `streamscore bench alerts` (surge and calm tickers with the same volume of held-out "
         "headlines), fed each variant's test predictions; with the true labels it raises "
         f"precision {truth['precision']:.2f} / recall {truth['recall']:.2f}.",
