@@ -238,8 +238,9 @@ def sweep(
         "docs/results/sentiment-sweep"
     ),
 ) -> None:
-    """One-off (about 12 minutes a variant on 2 cores, R-Drop and fp32 longer; never in CI): train each sentiment recipe for the served
-    MiniLM-L6 on the sentiment task alone, choose one on dev, and report dev, test and alert quality for all.
+    """One-off (about 12 minutes a variant on 2 cores, R-Drop and fp32 longer; never in CI): train each sentiment
+    recipe for the served MiniLM-L6 on the sentiment task alone, choose one on dev, and report dev, test and
+    alert quality for all.
     Finished variants are kept in --out and not trained again."""
     from ops.sentiment_sweep import run_sweep
 

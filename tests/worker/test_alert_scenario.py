@@ -35,6 +35,13 @@ def test_every_run_replays_the_same_headlines_at_the_same_times(data_dir: Path) 
     assert stamps == sorted(stamps) and stamps[-1] - stamps[0] <= 1_200_000
 
 
+def test_a_tickers_headlines_share_its_key_so_the_worker_folds_them_in_order(data_dir: Path) -> None:
+    plans = plan_tickers(data_dir, tickers=3)
+    records, labels = labelled_stream(plans, Topics.from_settings(Settings(_env_file=None)), "AA", 1_800_000_000_000)
+    assert {r.key for r in records} == set(labels)
+    assert all(json.loads(r.value)["tickers"] == [r.key] for r in records)
+
+
 def test_precision_and_recall_over_labelled_tickers_only() -> None:
     labels = {"S1": True, "S2": True, "S3": True, "C1": False, "C2": False}
     scores = alert_scores({"S1", "S2", "C1", "SPY"}, labels)
