@@ -82,6 +82,10 @@ class VariantResult:
     test_probabilities: np.ndarray
     """Softmax over (negative, neutral, positive) for each test headline, in the test file's order."""
     seconds: float
+    dev_probabilities: np.ndarray
+    dev_labels: np.ndarray
+    """Dev's softmax and labels, which a decision offset (:mod:`trainer.decision_bias`) is chosen on."""
+    test_labels: np.ndarray
 
     def to_dict(self) -> dict:
         return {
@@ -128,5 +132,15 @@ def train_variant(settings: Settings, variant: Variant, state_dir: Path) -> tupl
             "seconds": round(seconds, 1),
         },
     )
-    result = VariantResult(variant, history, reports["dev"], reports["test"], probabilities["test"], seconds)
+    result = VariantResult(
+        variant,
+        history,
+        reports["dev"],
+        reports["test"],
+        probabilities["test"],
+        seconds,
+        probabilities["dev"],
+        np.asarray(splits.sentiment_dev.labels),
+        np.asarray(splits.sentiment_test.labels),
+    )
     return result, list(splits.sentiment_test.texts)

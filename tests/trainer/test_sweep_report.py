@@ -54,3 +54,36 @@ def test_report_scores_saved_predictions_and_chooses_on_dev(settings: Settings, 
     table = (tmp_path / "sweep.md").read_text()
     assert "**distil-a0.5-T2** (chosen)" in table and "teacher" in table
     assert (tmp_path / "sweep.png").stat().st_size > 10_000
+
+
+def test_a_variant_saved_with_dev_probabilities_gets_an_offset_chosen_on_dev(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Negatives scored just under neutral on dev and test: the offset dev picks lifts the negative class, test is
+    rescored with it (every surge alerts again), and the table shows the row and the held-out gain."""
+    plans = plan_tickers(settings.data_dir)
+    truth = {text: negative for plan in plans for text, negative in plan.headlines}
+    _save(tmp_path, "distil-a0.5-T2", 0.75, dict.fromkeys(truth, False))
+    shy = [0.45, 0.50, 0.05]
+    calm = [0.05, 0.90, 0.05]
+    test_p = np.array([shy if neg else calm for neg in truth.values()])
+    dev_y = np.array([0, 1] * 200)
+    dev_p = np.array([shy if y == 0 else calm for y in dev_y])
+    npz = tmp_path / VARIANTS_DIR / "distil-a0.5-T2.npz"
+    with np.load(npz) as saved:
+        keys = saved["text_sha1"]
+    np.savez_compressed(
+        npz,
+        text_sha1=keys,
+        probabilities=test_p,
+        test_labels=np.array([0 if neg else 1 for neg in truth.values()]),
+        dev_probabilities=dev_p,
+        dev_labels=dev_y,
+    )
+    report = run_sweep(settings, tmp_path, ["distil-a0.5-T2"])
+    offset = report["variants"][0]["decision_bias"]
+    assert offset["bias"][0] > 0 and offset["bias"][1] == 0
+    assert offset["test"]["per_class"]["negative"]["recall"] == 1.0 and offset["alerts"]["recall"] == 1.0
+    assert offset["dev_macro_f1_held_out"]["with"] > offset["dev_macro_f1_held_out"]["without"]
+    table = (tmp_path / "sweep.md").read_text()
+    assert "distil-a0.5-T2 + offset (+" in table and "held out" in table
