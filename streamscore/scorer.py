@@ -8,7 +8,8 @@ actually uses (``session.get_providers()``), never the ones requested.
 Texts are tokenised with the fast tokenizer, truncated per task, and cut into ONNX Runtime calls of texts of
 similar length under a token budget (:mod:`streamscore.call_plan` chooses the cut that wastes the least
 compute on padding and per-call cost), each padded only to its longest text; results come back in input
-order.
+order. On CPU the calls run single-threaded, as many at once as there are threads (``parallel_calls``), from
+a small pool of this scorer's own: one ORT session serves concurrent calls, and each call releases the GIL.
 
 The tokenizer comes from the bundle and carries the trainer's text normalisation (links become one
 placeholder word, :mod:`trainer.tokenizer`), so nothing here needs to repeat it. CPU sessions skip one ORT
@@ -24,14 +25,16 @@ from __future__ import annotations
 import json
 import logging
 import os
+import weakref
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from streamscore.bundle import Bundle, BundleError
-from streamscore.call_plan import CALL_COST_TOKENS, CallPlan, cut_into_calls
+from streamscore.call_plan import CALL_COST_TOKENS, CallPlan, cut_into_calls, spread_calls
 from streamscore.neighbour_ranker import RANKER_FILE, NeighbourRanker
 
 logger = logging.getLogger(__name__)
@@ -99,6 +102,19 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=-1, keepdims=True)
 
 
+def session_options(ort: Any, threads: int, spin: bool) -> Any:
+    """CPU session options: ``threads`` intra-op threads, no inter-op pool, ORT's own logging quiet."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    # Idle ORT threads spin by default; in a worker that shares two cores with its event loop, the
+    # database driver and Kafka, spinning starves them and shows up as latency spikes, not speed.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    return options
+
+
 class Scorer:
     """Scores texts and user–item pairs with a verified bundle."""
 
@@ -108,6 +124,7 @@ class Scorer:
         variant: Variant = "auto",
         device: Literal["auto", "cpu", "cuda"] = "auto",
         threads: int = 0,
+        parallel_calls: int = 0,
         token_budget: int = 0,
         call_cost_tokens: int = -1,
         call_plan: CallPlan = "least-cost",
@@ -133,14 +150,11 @@ class Scorer:
         if variant == "auto":
             variant = "fp32" if want_cuda or "model.int8.onnx" not in manifest["files"] else "int8"
         self.variant = variant
-        options = ort.SessionOptions()
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.intra_op_num_threads = threads or (os.cpu_count() or 1)
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3
-        # Idle ORT threads spin by default; in a worker that shares two cores with its event loop, the
-        # database driver and Kafka, spinning starves them and shows up as latency spikes, not speed.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        threads = threads or (os.cpu_count() or 1)
+        self.parallel_calls = 1 if want_cuda else min(parallel_calls or threads, threads)
+        """Text-model calls run at once, each on ``threads // parallel_calls`` intra-op threads (CPU only)."""
+        self.intra_op_threads = max(1, threads // self.parallel_calls)
+        options = session_options(ort, self.intra_op_threads, spin)
         providers: list = ["CPUExecutionProvider"]
         if want_cuda:
             load_cuda_libraries()
@@ -157,9 +171,10 @@ class Scorer:
             self.text_session = ort.InferenceSession(
                 str(self.bundle.file(text_file)), options, providers=providers, disabled_optimizers=self.skipped_fusions
             )
-            options.enable_profiling = False
             self.rec_session = ort.InferenceSession(
-                str(self.bundle.file("recommender.onnx")), options, providers=["CPUExecutionProvider"]
+                str(self.bundle.file("recommender.onnx")),
+                session_options(ort, threads, spin),
+                providers=["CPUExecutionProvider"],
             )
         except Exception as exc:  # onnxruntime raises its own untyped errors on a corrupt graph
             raise BundleError(self.bundle.path, f"ONNX Runtime could not load {text_file}: {exc}") from exc
@@ -172,6 +187,10 @@ class Scorer:
         if want_cuda and not self.on_cuda:
             logger.warning("CUDA requested but ONNX Runtime runs on CPU", extra={"providers": ",".join(self.providers)})
         self.output_names = [o.name for o in self.text_session.get_outputs()]
+        self.call_pool: ThreadPoolExecutor | None = None
+        if self.parallel_calls > 1:
+            self.call_pool = ThreadPoolExecutor(self.parallel_calls, thread_name_prefix="streamscore-ort")
+            weakref.finalize(self, self.call_pool.shutdown, wait=False)  # a hot-reloaded scorer frees its threads
         self.usage = CallUsage()
         self.tokenizer = Tokenizer.from_file(str(self.bundle.file("tokenizer.json")))
         self.tokenizer.no_padding()
@@ -217,23 +236,38 @@ class Scorer:
         """Every text-model output for ``texts`` (the task picks the truncation length)."""
         ids, truncated = self.encode(texts, task)
         lengths = np.array([len(x) for x in ids], dtype=np.int64)
+        calls = cut_into_calls(lengths, self.call_plan, self.token_budget, self.call_cost_tokens)
+        if self.call_pool is not None:
+            calls = spread_calls(lengths, calls, self.parallel_calls)
+        feeds: list[tuple[np.ndarray, np.ndarray]] = []
+        results: list = []
+        pool = self.call_pool if len(calls) > 1 else None
+        for call in calls:  # each call starts as soon as it is padded, so padding the next overlaps it
+            feeds.append(self._padded(ids, lengths, call))
+            results.append(pool.submit(self._run, *feeds[-1]) if pool is not None else self._run(*feeds[-1]))
+        if pool is not None:
+            results = [future.result() for future in results]
         outputs: dict[str, np.ndarray] = {}
-        for call in cut_into_calls(lengths, self.call_plan, self.token_budget, self.call_cost_tokens):
-            width = int(lengths[call].max())
-            batch = np.full((len(call), width), self.pad_id, dtype=np.int64)
-            mask = np.zeros((len(call), width), dtype=np.int64)
-            for row, index in enumerate(call):
-                seq = ids[index]
-                batch[row, : len(seq)] = seq
-                mask[row, : len(seq)] = 1
+        for call, (_, mask), result in zip(calls, feeds, results):
             self.usage.calls += 1
             self.usage.real_tokens += int(lengths[call].sum())
             self.usage.padded_tokens += mask.size
-            for name, value in zip(self.output_names, self._run(batch, mask)):
+            for name, value in zip(self.output_names, result):
                 if name not in outputs:
                     outputs[name] = np.zeros((len(texts), *value.shape[1:]), dtype=np.float32)
                 outputs[name][call] = value
         return TextScores(outputs, lengths, truncated)
+
+    def _padded(self, ids: list[list[int]], lengths: np.ndarray, call: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One call's ``input_ids`` and ``attention_mask``, padded to its longest text."""
+        width = int(lengths[call].max())
+        batch = np.full((len(call), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(call), width), dtype=np.int64)
+        for row, index in enumerate(call):
+            seq = ids[index]
+            batch[row, : len(seq)] = seq
+            mask[row, : len(seq)] = 1
+        return batch, mask
 
     def sentiment(self, texts: Sequence[str]) -> list[dict]:
         scores = self.score_texts(texts, "sentiment")
@@ -285,6 +319,8 @@ class Scorer:
             "version": self.version,
             "variant": self.variant,
             "providers": list(self.providers),
+            "parallel_calls": self.parallel_calls,
+            "intra_op_threads": self.intra_op_threads,
             "tokens_per_call": self.token_budget,
             "call_plan": self.call_plan,
             "call_cost_tokens": self.call_cost_tokens,

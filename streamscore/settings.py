@@ -140,7 +140,14 @@ class Settings(BaseSettings):
         default=10.0, ge=6, description="Kafka group session timeout: how soon a dead worker's partitions move."
     )
     worker_threads: int = Field(
-        default=0, ge=0, description="ONNX Runtime intra-op threads per worker; 0 uses every core."
+        default=0, ge=0, description="ONNX Runtime threads per worker, over all its calls at once; 0 uses every core."
+    )
+    inference_parallel_calls: int = Field(
+        default=0,
+        ge=0,
+        description="Text-model calls a worker runs at once on CPU, each on `worker_threads` ÷ this intra-op "
+        "threads; 0 runs one single-threaded call per thread (faster beside the worker's own Python than one "
+        "call over every core); 1 runs one call at a time over every thread. CUDA always runs one at a time.",
     )
     worker_overlap_store: bool = Field(
         default=False,

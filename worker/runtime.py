@@ -138,7 +138,12 @@ class Runtime:
                 s = self.settings
                 self.store = Store(writer_url(s), s.db_retry_max_s, on_retry=lambda exc: DB_RETRIES.inc())
                 models = ModelHolder(
-                    s.models_dir, s.model_variant, s.worker_threads, s.inference_max_tokens, s.inference_call_plan
+                    s.models_dir,
+                    s.model_variant,
+                    s.worker_threads,
+                    s.inference_max_tokens,
+                    s.inference_call_plan,
+                    s.inference_parallel_calls,
                 )
                 self.pipeline = Pipeline(models, self.store, self.topics, self.emit, pipeline_config(s))
                 self.pipeline.register_model()
@@ -148,6 +153,7 @@ class Runtime:
                         "model": models.version,
                         "providers": ",".join(models.scorer.providers),
                         "variant": models.scorer.variant,
+                        "parallel_calls": models.scorer.parallel_calls,
                     },
                 )
             return self.pipeline

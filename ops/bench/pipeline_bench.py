@@ -342,12 +342,13 @@ def model_only(
     call_plan: CallPlan = "least-cost",
     min_seconds: float = 3.0,
     keep_links: bool = False,
+    parallel_calls: int | None = None,
 ) -> dict:
     """Headlines/s of the same scorer, in-process, in the worker's batch size unless ``batch`` says otherwise
     (no Kafka, no database), over whole passes through ``texts`` for at least ``min_seconds``; with the
     share of the padded tokens that were real. ``tokens_per_call`` 0 is the worker's own choice.
     ``keep_links`` takes the bundle's link rewrite out of the tokenizer: the same weights fed every link's
-    word pieces, which is what the rewrite saves."""
+    word pieces, which is what the rewrite saves. ``parallel_calls`` None is the worker's setting."""
     from streamscore.bundle import CURRENT
     from streamscore.scorer import Scorer
 
@@ -355,6 +356,7 @@ def model_only(
         Path(settings.models_dir) / CURRENT,
         variant=settings.model_variant,
         threads=threads,
+        parallel_calls=settings.inference_parallel_calls if parallel_calls is None else parallel_calls,
         token_budget=tokens_per_call,
         call_plan=call_plan,
     )
@@ -378,6 +380,7 @@ def model_only(
         "tokens_per_event": round(usage.real_tokens / done, 1),
         "collapses_links": scorer.collapses_links and not keep_links,
         "skipped_fusions": scorer.skipped_fusions,
+        "parallel_calls": scorer.parallel_calls,
     }
 
 

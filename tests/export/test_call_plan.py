@@ -9,7 +9,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamscore.call_plan import CallPlan, fill_calls, padded_tokens, plan_calls
+from streamscore.call_plan import CallPlan, fill_calls, padded_tokens, plan_calls, spread_calls
 from streamscore.settings import Settings
 
 lengths_st = st.lists(st.integers(min_value=1, max_value=80), min_size=0, max_size=40)
@@ -67,6 +67,31 @@ def test_mixed_lengths_get_their_own_calls_and_equal_ones_share() -> None:
     # with a prohibitive call cost everything shares one call, padded to the longest text
     assert len(plan_calls(lengths, 2048, 10_000)) == 1
     assert plan_calls(np.array([], dtype=np.int64), 2048, 64) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(lengths_st, st.integers(min_value=1, max_value=600), st.integers(min_value=1, max_value=4))
+def test_spread_calls_keep_every_text_once_and_give_each_worker_a_call(
+    lengths: list[int], max_tokens: int, workers: int
+) -> None:
+    arr = np.array(lengths, dtype=np.int64)
+    calls = plan_calls(arr, max_tokens, 64)
+    spread = spread_calls(arr, calls, workers)
+    assert sorted(int(i) for call in spread for i in call) == list(range(len(lengths)))
+    assert len(spread) == max(len(calls), min(workers, len(lengths)))
+    costs = [len(call) * int(arr[call].max()) for call in spread]
+    assert costs == sorted(costs, reverse=True)  # the largest first: a free worker takes the next one
+    assert padded_tokens(arr, spread) <= padded_tokens(arr, calls)  # cutting a call never pads more
+
+
+def test_a_single_call_is_cut_in_two_longest_texts_together() -> None:
+    lengths = np.array([10, 40, 12, 38, 11, 39])
+    calls = plan_calls(lengths, max_tokens=2048, call_cost_tokens=10_000)
+    assert len(calls) == 1
+    spread = spread_calls(lengths, calls, workers=2)
+    assert [sorted(c.tolist()) for c in spread] == [[1, 3, 5], [0, 2, 4]]
+    assert spread_calls(lengths, calls, workers=1) == calls
+    assert spread_calls(np.array([7]), [np.array([0])], workers=2)[0].tolist() == [0]
 
 
 def test_the_setting_offers_exactly_the_plans_the_scorer_knows() -> None:

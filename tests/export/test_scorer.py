@@ -26,12 +26,54 @@ def test_provider_report_is_what_the_session_uses(scorer: Scorer) -> None:
         "version": scorer.version,
         "variant": "int8",
         "providers": scorer.providers,
+        "parallel_calls": 2,
+        "intra_op_threads": 1,
         "tokens_per_call": 2048,
         "call_plan": "least-cost",
         "call_cost_tokens": 64,
         "skipped_fusions": ["SkipLayerNormFusion"],
         "collapses_links": True,
     }
+
+
+def test_parallel_calls_score_exactly_what_one_call_at_a_time_does(bundle: Bundle, data_dir: Path) -> None:
+    """Two single-threaded calls at once (the CPU default) and one call over both threads give the same fp32
+    outputs, row for row, in input order; only the schedule differs."""
+    import csv
+
+    with (data_dir / "twitter_financial_news_sentiment" / "sent_valid.csv").open() as handle:
+        texts = [row["text"] for _, row in zip(range(300), csv.DictReader(handle))]
+    parallel = Scorer(bundle, variant="fp32", threads=2, warm_up=False)
+    single = Scorer(bundle, variant="fp32", threads=2, parallel_calls=1, warm_up=False)
+    assert (parallel.parallel_calls, parallel.intra_op_threads) == (2, 1)
+    assert (single.parallel_calls, single.intra_op_threads, single.call_pool) == (1, 2, None)
+    for batch in (texts, texts[:3]):
+        ours, theirs = parallel.score_texts(batch, "sentiment"), single.score_texts(batch, "sentiment")
+        for name in ("sentiment_logits", "embedding"):
+            assert np.allclose(ours.outputs[name], theirs.outputs[name], atol=1e-5), name
+    assert parallel.usage.calls > single.usage.calls  # the 3-text batch was cut in two, one per core
+
+
+def test_a_dropped_scorer_stops_its_call_threads(bundle: Bundle) -> None:
+    """Hot reload drops the old scorer; its call pool must not outlive it."""
+    import gc
+    import threading
+    import time
+
+    def pool_threads() -> set[threading.Thread]:
+        return {t for t in threading.enumerate() if t.name.startswith("streamscore-ort") and t.is_alive()}
+
+    before = pool_threads()
+    scorer = Scorer(bundle, variant="int8", threads=2, warm_up=False)
+    scorer.score_texts(["one headline", "and another one, a little longer"], "sentiment")
+    its_own = pool_threads() - before
+    assert 1 <= len(its_own) <= 2  # threads start on demand, at most one per parallel call
+    del scorer
+    gc.collect()
+    deadline = time.monotonic() + 5
+    while any(t.is_alive() for t in its_own) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(t.is_alive() for t in its_own)
 
 
 def test_links_are_collapsed_where_the_model_is_served(bundle: Bundle) -> None:

@@ -107,6 +107,18 @@ def test_state_survives_a_json_round_trip() -> None:
     assert observe(restored, RULE, "TSLA", "s0", 3001, True) is None  # still knows what it has seen
 
 
+def test_stored_state_keeps_the_format_earlier_workers_wrote() -> None:
+    """States already in PostgreSQL were written with ``dataclasses.asdict``: the same JSON, both ways."""
+    from dataclasses import asdict
+
+    state = EntityState()
+    feed(state, calm(0, 30))
+    feed(state, [(3000 + i, f"s{i}", True) for i in range(8)])
+    assert state.to_dict() == asdict(state)
+    assert EntityState.from_dict(asdict(state)) == state
+    assert EntityState.from_dict({"window": []}) == EntityState()  # fields missing from an old row: defaults
+
+
 def test_z_score_by_hand() -> None:
     assert z_score(8, 10, 0.2) == pytest.approx((8 - 2) / np.sqrt(10 * 0.2 * 0.8))
     assert z_score(0, 0, 0.2) == 0.0

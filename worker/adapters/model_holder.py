@@ -31,10 +31,12 @@ class ModelHolder:
         threads: int = 0,
         token_budget: int = 0,
         call_plan: CallPlan = "least-cost",
+        parallel_calls: int = 0,
     ):
         self.pointer = Path(models_dir) / CURRENT
         self.variant: Variant = variant
         self.threads = threads
+        self.parallel_calls = parallel_calls
         self.token_budget = token_budget
         self.call_plan: CallPlan = call_plan
         self.lock = threading.Lock()
@@ -52,7 +54,12 @@ class ModelHolder:
 
     def _load(self, target: str) -> Scorer:
         return Scorer(
-            target, variant=self.variant, threads=self.threads, token_budget=self.token_budget, call_plan=self.call_plan
+            target,
+            variant=self.variant,
+            threads=self.threads,
+            parallel_calls=self.parallel_calls,
+            token_budget=self.token_budget,
+            call_plan=self.call_plan,
         )
 
     def _publish(self) -> None:
