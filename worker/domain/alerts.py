@@ -61,7 +61,7 @@ class EntityState:
     def to_dict(self) -> dict:
         """The stored JSON form, written out field by field: ``dataclasses.asdict`` deep-copies every
         observation of the window, and a busy ticker's state is written on every batch (it was a fifth of the
-        news path's time outside the model)."""
+        model thread's time outside ONNX Runtime on the news path)."""
         return {
             "window": [{"ts": o.ts, "news_id": o.news_id, "negative": o.negative} for o in self.window],
             **{name: getattr(self, name) for name in SCALAR_FIELDS},
