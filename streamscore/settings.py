@@ -155,6 +155,13 @@ class Settings(BaseSettings):
         "produced (offsets still committed in order, only after the write). Off by default: on two cores it was "
         "no faster (docs/benchmarks/store_overlap.md); for a database or broker across a slow network.",
     )
+    worker_alert_states_kept: int = Field(
+        default=10_000,
+        ge=0,
+        description="Surge states (one per ticker or entity) a worker keeps in memory between news batches, "
+        "least recently used dropped first, so a batch reads from PostgreSQL only the states another worker or "
+        "a failed write changed since; 0 reads every state on every batch.",
+    )
     batch_max_events: int = Field(default=256, ge=1, description="A micro-batch closes at this many events ...")
     batch_max_wait_ms: float = Field(default=10.0, ge=0, description="... or this long after its first event ...")
     batch_max_tokens: int = Field(default=8192, ge=16, description="... or holds this many (estimated) tokens.")

@@ -109,6 +109,7 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         cold_start_min_history=settings.cold_start_min_history,
         catalog_refresh_s=settings.catalog_refresh_s,
         popular_window_s=settings.popular_window_s,
+        alert_states_kept=settings.worker_alert_states_kept,
     )
 
 

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 definitions of the tables that ``sql/`` creates (0001, altered by 0004).
+"""SQLAlchemy 2 definitions of the tables that ``sql/`` creates (0001, altered by 0004 and later migrations).
 
 ``sql/`` is the source of truth that migrations apply; these classes give the worker typed access to the same
 tables, and ``tests/stack/test_schema.py`` proves the two agree column by column (names, types, nullability,
@@ -178,6 +178,9 @@ class EntityAlertState(Base):
     entity: Mapped[str] = mapped_column(Text, primary_key=True)
     state: Mapped[dict] = mapped_column(JSONB)
     updated_at: Mapped[datetime] = mapped_column(TS, server_default=func.now())
+    write_id: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    """A random tag of the transaction that wrote ``state`` (0: never written): a worker's in-memory copy is
+    current while the tag is still the one it wrote (``worker.domain.alert_states``)."""
 
 
 LIKED_KEPT = 1000

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from worker.domain.alert_states import KnownStates, new_write_id
 from worker.domain.alerts import AlertRule, EntityState, baseline_share, observe, z_score
 from worker.domain.batch_policy import BatchPolicy, MicroBatcher, estimate_tokens
 from worker.domain.entities import extract_entities, normalise_ticker
@@ -117,6 +118,48 @@ def test_stored_state_keeps_the_format_earlier_workers_wrote() -> None:
     assert state.to_dict() == asdict(state)
     assert EntityState.from_dict(asdict(state)) == state
     assert EntityState.from_dict({"window": []}) == EntityState()  # fields missing from an old row: defaults
+
+
+# -- the states a worker keeps between batches ------------------------------------------------------------
+def test_a_kept_state_is_used_only_under_the_write_id_it_was_stored_with() -> None:
+    known = KnownStates(capacity=10)
+    state = EntityState()
+    feed(state, calm(0, 5))
+    known.remember({"TSLA": state}, write_id=7)
+    assert known.current({"TSLA": 7}) == {"TSLA": state}
+    assert known.current({"TSLA": 8}) == {}  # another writer since
+    assert known.current({"AAPL": 0}) == {}  # never kept
+    assert (known.hits, known.misses) == (1, 2)
+
+
+def test_a_kept_state_is_handed_out_as_a_copy_until_a_commit_remembers_it() -> None:
+    known = KnownStates(capacity=10)
+    state = EntityState()
+    feed(state, calm(0, 5))
+    known.remember({"TSLA": state}, write_id=7)
+    working = known.current({"TSLA": 7})["TSLA"]
+    feed(working, [(400, "late", True)])  # the batch folds, then its transaction fails
+    again = known.current({"TSLA": 7})["TSLA"]
+    assert len(again.window) == 5 and again == state
+    assert [o.news_id for o in working.window][-1] == "late"
+
+
+def test_the_least_recently_used_state_is_dropped_first() -> None:
+    known = KnownStates(capacity=2)
+    known.remember({"A": EntityState(), "B": EntityState()}, write_id=1)
+    known.current({"A": 1})  # A is used: B is now the oldest
+    known.remember({"C": EntityState()}, write_id=2)
+    assert set(known.entries) == {"A", "C"}
+    nothing = KnownStates(capacity=0)
+    nothing.remember({"A": EntityState()}, write_id=1)
+    assert len(nothing) == 0
+    with pytest.raises(ValueError, match="capacity"):
+        KnownStates(capacity=-1)
+
+
+def test_write_ids_are_never_the_never_written_mark() -> None:
+    ids = {new_write_id() for _ in range(1000)}
+    assert 0 not in ids and len(ids) == 1000 and max(ids) < 2**63
 
 
 def test_z_score_by_hand() -> None:

@@ -144,8 +144,10 @@ def insert_dead_letters(conn: Connection, letters: Sequence[DeadLetterEvent]) ->
     return [d for d in letters if (d.source_topic, d.partition, d.offset) in new]
 
 
-def lock_entity_states(conn: Connection, entities: Sequence[str]) -> dict[str, dict | None]:
-    """Row-lock the entities' states (created empty when missing), in sorted order so two workers never deadlock."""
+def lock_entity_states(conn: Connection, entities: Sequence[str]) -> dict[str, int]:
+    """Row-lock the entities' states (created empty when missing), in sorted order so two workers never
+    deadlock; the ``write_id`` each is stored under (0: never written), so the caller reads only the states
+    it does not hold already (:func:`read_entity_states`)."""
     ordered = sorted(set(entities))
     if not ordered:
         return {}
@@ -154,22 +156,34 @@ def lock_entity_states(conn: Connection, entities: Sequence[str]) -> dict[str, d
         [{"entity": e, "state": {}} for e in ordered],
     )
     rows = conn.execute(
-        select(EntityAlertState.entity, EntityAlertState.state)
+        select(EntityAlertState.entity, EntityAlertState.write_id)
         .where(EntityAlertState.entity.in_(ordered))
         .order_by(EntityAlertState.entity)
         .with_for_update()
     )
-    return {r[0]: (r[1] or None) for r in rows}
+    return {entity: write_id for entity, write_id in rows}
 
 
-def save_entity_states(conn: Connection, states: dict[str, dict]) -> None:
+def read_entity_states(conn: Connection, entities: Sequence[str]) -> dict[str, dict | None]:
+    """The stored states (JSON) of entities this transaction has locked; ``None`` for one never written."""
+    if not entities:
+        return {}
+    rows = conn.execute(
+        select(EntityAlertState.entity, EntityAlertState.state).where(EntityAlertState.entity.in_(sorted(entities)))
+    )
+    return {entity: (state or None) for entity, state in rows}
+
+
+def save_entity_states(conn: Connection, states: dict[str, dict], write_id: int) -> None:
+    """Write the locked entities' states, tagged with this transaction's ``write_id``."""
     if not states:
         return
     stmt = insert(EntityAlertState.__table__)
     stmt = stmt.on_conflict_do_update(
-        index_elements=["entity"], set_={"state": stmt.excluded.state, "updated_at": text("now()")}
+        index_elements=["entity"],
+        set_={"state": stmt.excluded.state, "write_id": stmt.excluded.write_id, "updated_at": text("now()")},
     )
-    conn.execute(stmt, [{"entity": e, "state": s} for e, s in states.items()])
+    conn.execute(stmt, [{"entity": e, "state": s, "write_id": write_id} for e, s in states.items()])
 
 
 def insert_alerts(conn: Connection, alerts: Sequence[AlertEvent]) -> None:

@@ -86,6 +86,7 @@ class PipelineConfig:
     cold_start_min_history: int = 1
     catalog_refresh_s: float = 2.0
     popular_window_s: float = 3600.0
+    alert_states_kept: int = 10_000
 
 
 def to_json(model: BaseModel) -> bytes:

@@ -14,6 +14,7 @@ from sqlalchemy import Connection
 from streamscore.events import AlertEvent, DeadLetterEvent, NewsEvent
 from worker.adapters import prometheus as m
 from worker.adapters import results_store as sql
+from worker.domain.alert_states import KnownStates, new_write_id
 from worker.domain.alerts import AlertDecision, EntityState, observe
 from worker.domain.entities import extract_entities
 from worker.domain.intake import Accepted, Record
@@ -59,6 +60,8 @@ class ScoredNews:
 class NewsPath:
     def __init__(self, core: BatchCore):
         self.core = core
+        self.known = KnownStates(core.config.alert_states_kept)
+        """The surge states this worker wrote last; used by the one thread that stores news batches."""
 
     def score(self, records: Sequence[Record]) -> ScoredNews:
         """Validate and score; touches neither PostgreSQL nor Kafka, so the runtime can run it for batch N+1
@@ -77,8 +80,11 @@ class NewsPath:
 
     def store(self, scored: ScoredNews) -> BatchReport:
         """One transaction: the results, the entities' surge states, the alerts and dead letters; the alerts
-        and dead letters are produced (and acknowledged by the broker) before it commits."""
+        and dead letters are produced (and acknowledged by the broker) before it commits. The states it wrote
+        are remembered only once it has committed."""
         core, report, by_id, entities = self.core, scored.report, scored.predictions, scored.entities
+        write_id = new_write_id()
+        written: dict[str, EntityState] = {}
         rows = [
             {
                 "news_id": a.event.id,
@@ -104,11 +110,14 @@ class NewsPath:
             new, report.redelivered, dupes_stored = core.sort_redeliveries(
                 conn, sql.NewsSentiment, "news_id", scored.accepted, inserted, lambda e: e.id
             )
-            alerts = self._observe(
+            alerts, states = self._observe(
                 conn,
                 [(a.event, by_id[a.event.id]["label"] == "negative", entities[a.event.id]) for a in new],
                 scored.version,
+                write_id,
             )
+            written.clear()  # a retried transaction starts again from what is stored
+            written.update(states)
             sql.insert_alerts(conn, alerts)
             all_dead = scored.dead + dupes_stored
             report.processed = len(new)
@@ -118,32 +127,36 @@ class NewsPath:
             return all_dead
 
         all_dead = core.store.transaction(work)
+        self.known.remember(written, write_id)
         return core.account(report, scored.records, all_dead, scored.started)
 
     def _observe(
-        self, conn: Connection, articles: list[tuple[NewsEvent, bool, list[str]]], version: str
-    ) -> list[AlertEvent]:
-        """Fold new articles into their entities' locked states, in event-time order; the alerts to emit."""
+        self, conn: Connection, articles: list[tuple[NewsEvent, bool, list[str]]], version: str, write_id: int
+    ) -> tuple[list[AlertEvent], dict[str, EntityState]]:
+        """Fold new articles into their entities' locked states, in event-time order, and write the states
+        under ``write_id``; the alerts to emit and the states written. Only the states this worker does not
+        hold already (:class:`KnownStates`) are read."""
         per_entity: dict[str, list[tuple[float, str, bool]]] = defaultdict(list)
         for event, negative, ents in articles:
             for entity in ents:
                 per_entity[entity].append((event.ts.timestamp(), event.id, negative))
         if not per_entity:
-            return []
-        raw_states = sql.lock_entity_states(conn, list(per_entity))
-        states: dict[str, dict] = {}
+            return [], {}
+        stored = sql.lock_entity_states(conn, list(per_entity))
+        states = self.known.current(stored)
+        unknown = [e for e in per_entity if e not in states]
+        for entity, raw in sql.read_entity_states(conn, unknown).items():
+            states[entity] = EntityState.from_dict(raw) if raw else EntityState()
         alerts: list[AlertEvent] = []
         now = datetime.now(UTC)
         for entity in sorted(per_entity):
-            raw = raw_states.get(entity)
-            state = EntityState.from_dict(raw) if raw else EntityState()
+            state = states[entity]
             for ts, news_id, negative in sorted(per_entity[entity]):
                 decision = observe(state, self.core.config.rule, entity, news_id, ts, negative)
                 if decision is not None:
                     alerts.append(alert_event(decision, version, now))
-            states[entity] = state.to_dict()
-        sql.save_entity_states(conn, states)
-        return alerts
+        sql.save_entity_states(conn, {e: s.to_dict() for e, s in states.items()}, write_id)
+        return alerts, states
 
 
 def alert_event(d: AlertDecision, version: str, now: datetime) -> AlertEvent:
