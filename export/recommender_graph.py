@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from export.torchscript_warnings import quiet_torchscript_export
 from trainer.recommender import HybridRecommender
 
 INPUTS = ("user_index", "user_profile", "item_index", "item_embedding")
@@ -45,21 +46,22 @@ def export_recommender(model: HybridRecommender, output: Path, embedding_dim: in
         torch.tensor([1, 2, 0]),
         torch.randn(3, embedding_dim),
     )
-    torch.onnx.export(
-        graph,
-        dummy,
-        str(output),
-        input_names=list(INPUTS),
-        output_names=list(OUTPUTS),
-        dynamic_axes={
-            "user_index": {0: "users"},
-            "user_profile": {0: "users"},
-            "item_index": {0: "items"},
-            "item_embedding": {0: "items"},
-            "score": {0: "users", 1: "items"},
-            "predicted_rating": {0: "users", 1: "items"},
-        },
-        opset_version=opset,
-        dynamo=False,
-    )
+    with quiet_torchscript_export():
+        torch.onnx.export(
+            graph,
+            dummy,
+            str(output),
+            input_names=list(INPUTS),
+            output_names=list(OUTPUTS),
+            dynamic_axes={
+                "user_index": {0: "users"},
+                "user_profile": {0: "users"},
+                "item_index": {0: "items"},
+                "item_embedding": {0: "items"},
+                "score": {0: "users", 1: "items"},
+                "predicted_rating": {0: "users", 1: "items"},
+            },
+            opset_version=opset,
+            dynamo=False,
+        )
     return output

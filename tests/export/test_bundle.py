@@ -35,6 +35,8 @@ def test_fp32_parity_and_int8_metrics_are_recorded(bundle: Bundle) -> None:
     assert validation["parity"]["recommender"]["max_abs_diff"] <= 1e-4
     fp32, int8 = validation["metrics"]["fp32"], validation["metrics"]["int8"]
     assert fp32["sentiment_accuracy"] - int8["sentiment_accuracy"] <= 0.01
+    # the gate reads the whole sentiment test set, not the quick profile's 400-headline sample
+    assert fp32["texts"]["sentiment"] == int8["texts"]["sentiment"] == 2388
     assert int8["review_rmse"] - fp32["review_rmse"] <= 0.02
     assert validation["providers"] == ["CPUExecutionProvider"]
 
