@@ -155,6 +155,13 @@ class Settings(BaseSettings):
         "produced (offsets still committed in order, only after the write). Off by default: on two cores it was "
         "no faster (docs/benchmarks/store_overlap.md); for a database or broker across a slow network.",
     )
+    worker_news_gather_while_scoring: bool = Field(
+        default=True,
+        description="A worker's news agent keeps gathering while the model scores, and hands what it gathered "
+        "to the model as one batch the moment the model is free (up to batch_max_events); off: the agent waits "
+        "for each batch to be scored before it gathers the next (before 2026-12-04). Offsets are committed only "
+        "after each batch is stored, in order, either way.",
+    )
     worker_alert_states_kept: int = Field(
         default=10_000,
         ge=0,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
@@ -28,7 +29,7 @@ from worker.adapters.results_store import Store
 from worker.domain.alerts import AlertRule
 from worker.domain.batch_policy import BatchPolicy
 from worker.domain.intake import Record
-from worker.errors import OutputUnavailable
+from worker.errors import OutputUnavailable, StoreUnavailable
 from worker.paths.core import BatchReport, Output, PipelineConfig, report_line
 from worker.pipeline import Pipeline
 
@@ -113,6 +114,20 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
     )
 
 
+def as_records(events: Sequence[ConsumedEvent]) -> list[Record]:
+    """The pipeline's view of Faust events: topic, partition, offset, raw value, broker time in ms."""
+    return [
+        Record(
+            e.message.topic,
+            e.message.partition,
+            e.message.offset,
+            e.message.value,
+            (e.message.timestamp or 0) * 1000 or None,
+        )
+        for e in events
+    ]
+
+
 class Runtime:
     """Pipeline, model and store, built on first use inside the model thread (loading takes seconds).
 
@@ -130,8 +145,14 @@ class Runtime:
         self.lock = threading.Lock()
         self.model_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="streamscore-model")
         self.store_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="streamscore-store")
-        self.news_write: asyncio.Future[None] | None = None
-        """The news batch being written while the next one is scored (one at a time, so writes keep their order)."""
+        self.news_gathered: list[ConsumedEvent] = []
+        """News messages gathered while the model was busy: its next batch."""
+        self.news_modelled: asyncio.Future[Any] | None = None
+        """The model-thread step of the last news batch handed over."""
+        self.news_pending: deque[asyncio.Future[None]] = deque()
+        """Each news batch handed over and not yet acknowledged, oldest first (its stored-then-acked step)."""
+        self.news_failed: BaseException | None = None
+        """Why a news batch could not be stored; no later news batch is stored after it in this process."""
 
     def get(self) -> Pipeline:
         with self.lock:
@@ -183,19 +204,10 @@ class Runtime:
 
     async def handle(self, events: Sequence[ConsumedEvent], kind: str) -> None:
         """Run one batch; if it cannot be stored, keep its records unacknowledged so no offset passes them."""
-        records = [
-            Record(
-                e.message.topic,
-                e.message.partition,
-                e.message.offset,
-                e.message.value,
-                (e.message.timestamp or 0) * 1000 or None,
-            )
-            for e in events
-        ]
-        if kind == "news" and self.settings.worker_overlap_store:
-            await self._handle_ahead(events, records)
+        if kind == "news":
+            await self._handle_news(events)
             return
+        records = as_records(events)
         try:
             report: BatchReport = await self.in_model_thread(lambda: self.get().process_batch(kind, records))
         except BaseException:
@@ -207,41 +219,96 @@ class Runtime:
         if logger.isEnabledFor(logging.INFO):
             logger.info("batch", extra={"report": report_line(report)})
 
-    async def _handle_ahead(self, events: Sequence[ConsumedEvent], records: list[Record]) -> None:
-        """Score this batch in the model thread while the previous one is still being stored, then store it
-        in the store thread once the previous write is done, and return for the next batch.
+    async def _handle_news(self, events: Sequence[ConsumedEvent]) -> None:
+        """Gather news while the model scores: what arrives while it is busy becomes its next batch.
+
+        ``take_events`` gathers nothing while the agent holds a batch, so an agent that waited for its batch
+        to be scored left the model idle through the whole next gathering window (``batch_max_wait_ms``), and
+        fed it only what that window brought. With ``worker_news_gather_while_scoring`` (the default) the
+        agent returns at once: while the model is busy, what it brings is added to the next batch, which is
+        handed over the moment the model is free (or, once it holds ``batch_max_events``, the agent waits for
+        the model). An idle model gets a batch at once, so a light stream keeps its latency.
 
         Each message gets an extra reference first, so the acknowledgement ``take_events`` gives on our return
-        is not the last one: the offset becomes committable only when :meth:`_store` acknowledges it after the
-        transaction committed. Faust commits the lowest unacknowledged offset of each partition, so a slow or
-        failed write is never passed; a rebalance waits for the write in flight (``Consumer.wait_empty``) and
-        so does a graceful stop (:meth:`drain`); a failed write leaves its messages held, and the next batch
-        raises its error here, as :meth:`handle` would."""
+        is not the last one: the offset becomes committable only when :meth:`_finish_news` acknowledges it
+        after the batch's transaction committed. Faust commits the lowest unacknowledged offset of each
+        partition, so a slow or failed write is never passed. Writes keep the order of the batches: in the
+        model thread (the default) by its queue, in the store thread (``worker_overlap_store``) by each write
+        waiting for the one before. Once a batch could not be stored, no later news batch is, and the next
+        batch raises its error here, as a failed batch of another path does; a rebalance waits for every
+        message held (``Consumer.wait_empty``), and a graceful stop for every batch (:meth:`drain`)."""
+        self.loop = asyncio.get_running_loop()
         for event in events:
             event.message.incref()
-        store = await self.in_model_thread(lambda: self.get().score_ahead(records))
-        previous, self.news_write = self.news_write, None
-        if previous is not None:
-            await previous
-        task = asyncio.ensure_future(self._store(store, events))
-        task.add_done_callback(lambda t: t.cancelled() or t.exception())  # logged in _store; raised by the next batch
-        self.news_write = task
+        if self.news_failed is not None:
+            raise StoreUnavailable(f"an earlier news batch was not stored: {self.news_failed!r}")
+        self.news_gathered.extend(events)
+        if not self.settings.worker_news_gather_while_scoring:
+            await asyncio.wait([self._hand_over_news()])
+        elif self.news_modelled is not None and not self.news_modelled.done():
+            if len(self.news_gathered) >= self.settings.batch_max_events:
+                await asyncio.wait([self.news_modelled])  # full: wait for the model, which then takes it
+        if self.news_gathered and not self._model_busy_with_news():
+            self._hand_over_news()
+        # writes in flight stay few (the store thread may be slower than the model); a failed one raises here
+        while self.news_pending and (self.news_pending[0].done() or len(self.news_pending) > 2):
+            await self.news_pending.popleft()
 
-    async def drain(self) -> None:
-        """Wait for the write in flight (a graceful stop: their offsets can then be committed on the way out,
-        so the next owner of the partitions does not get them again)."""
-        task, self.news_write = self.news_write, None
-        if task is not None:
-            try:
-                await task
-            except Exception:  # noqa: BLE001 - logged in _store; the messages stay uncommitted
-                pass
+    def _model_busy_with_news(self) -> bool:
+        return self.news_modelled is not None and not self.news_modelled.done()
 
-    async def _store(self, store: Callable[[], BatchReport], events: Sequence[ConsumedEvent]) -> None:
+    def _hand_over_news(self) -> asyncio.Future[Any]:
+        """Give every gathered news message to the model thread as one batch (on the event loop)."""
+        assert self.loop is not None
+        events, self.news_gathered = self.news_gathered, []
+        records = as_records(events)
+        overlap = self.settings.worker_overlap_store
+        step = (lambda: self.get().score_ahead(records)) if overlap else (lambda: self._process_news(records))
+        modelled = self.loop.run_in_executor(self.model_thread, step)
+        previous = self.news_pending[-1] if overlap and self.news_pending else None
+        finished = asyncio.ensure_future(self._finish_news(modelled, previous, events, overlap))
+        finished.add_done_callback(lambda t: t.cancelled() or t.exception())  # logged in _finish_news
+        self.news_modelled = modelled
+        self.news_pending.append(finished)
+        if self.settings.worker_news_gather_while_scoring:
+            modelled.add_done_callback(lambda _: self._model_free_for_news())
+        return modelled
+
+    def _model_free_for_news(self) -> None:
+        """The model finished a news batch: hand it what was gathered meanwhile, unless a batch has failed."""
+        if self.news_gathered and self.news_failed is None and not self._model_busy_with_news():
+            self._hand_over_news()
+
+    def _process_news(self, records: list[Record]) -> BatchReport:
+        """Score and store one news batch in the model thread, unless an earlier one failed to store."""
+        if self.news_failed is not None:
+            raise StoreUnavailable(f"an earlier news batch was not stored: {self.news_failed!r}")
+        try:
+            return self.get().process_batch("news", records)
+        except BaseException as exc:
+            self.news_failed = exc  # set here, before the model thread starts the next batch
+            raise
+
+    async def _finish_news(
+        self,
+        modelled: asyncio.Future[Any],
+        previous: asyncio.Future[None] | None,
+        events: Sequence[ConsumedEvent],
+        overlap: bool,
+    ) -> None:
+        """Wait for the batch's model step; with the store overlap, write it in the store thread once the batch
+        before it is written; then acknowledge its messages."""
         assert self.loop is not None
         try:
-            report = await self.loop.run_in_executor(self.store_thread, store)
-        except BaseException:
+            done = await modelled
+            if overlap:
+                if previous is not None:
+                    await previous
+                done = await self.loop.run_in_executor(self.store_thread, done)
+            report: BatchReport = done
+        except BaseException as exc:
+            if self.news_failed is None:
+                self.news_failed = exc
             logger.exception("batch not stored; its offsets stay uncommitted", extra={"records": len(events)})
             raise
         for event in events:
@@ -250,6 +317,17 @@ class Runtime:
                 event.app.sensors.on_message_out(message.tp, message.offset, message)
         if logger.isEnabledFor(logging.INFO):
             logger.info("batch", extra={"report": report_line(report)})
+
+    async def drain(self) -> None:
+        """Hand over what was gathered and wait for every news batch (a graceful stop: their offsets can then be
+        committed on the way out, so the next owner of the partitions does not get them again)."""
+        if self.news_gathered and self.news_failed is None:
+            self._hand_over_news()
+        while self.news_pending:
+            try:
+                await self.news_pending.popleft()
+            except Exception:  # noqa: BLE001 - logged in _finish_news; the messages stay uncommitted
+                pass
 
     async def reload_model(self) -> None:
         """Hot reload: load a new bundle beside the old one (another thread), swap between batches."""
@@ -289,5 +367,6 @@ class Runtime:
             "last_reload_error": pipeline.models.last_error if pipeline else None,
             "assigned_partitions": assigned_partitions,
             "news_store_overlap": self.settings.worker_overlap_store,
+            "news_gather_while_scoring": self.settings.worker_news_gather_while_scoring,
         }
         return {"ready": body["model_loaded"] and body["database_ok"], **body}
