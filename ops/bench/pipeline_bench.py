@@ -273,15 +273,17 @@ def capacity(dep: Deployment, work: Workload, n: int) -> dict:
     query = text(
         f"WITH t AS (SELECT {done} AS done FROM {table} WHERE {key} = ANY(:ids)) "
         "SELECT extract(epoch FROM max(done) - min(done)), count(*) FILTER (WHERE done = (SELECT min(done) FROM "
-        "t)) FROM t"
+        "t)), count(DISTINCT done) FROM t"
     )
     with dep.engine.connect() as conn:
-        seconds, first = conn.execute(query, {"ids": [event_id(r) for r in records]}).one()
+        seconds, first, batches = conn.execute(query, {"ids": [event_id(r) for r in records]}).one()
     seconds = max(float(seconds or 0.0), 1e-3)
     return {
         "events": n,
         "seconds": round(seconds, 2),
         "events_per_s": round((n - first) / seconds, 1),
+        # a batch is one transaction, and its rows carry the transaction's clock
+        "mean_batch_events": round(n / max(int(batches or 0), 1), 1),
         "cpu_s_per_1000": round((dep.cpu() - cpu0) / max(n - counted_from, 1) * 1000, 3),
         "stack_cpu_s_per_1000": round((stack_cpu_seconds() - stack0) / max(n - counted_from, 1) * 1000, 3),
     }
