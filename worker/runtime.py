@@ -233,8 +233,8 @@ class Runtime:
         is not the last one: the offset becomes committable only when :meth:`_finish_news` acknowledges it
         after the batch's transaction committed. Faust commits the lowest unacknowledged offset of each
         partition, so a slow or failed write is never passed. Writes keep the order of the batches: in the
-        model thread (the default) by its queue, in the store thread (``worker_overlap_store``) by each write
-        waiting for the one before. Once a batch could not be stored, no later news batch is, and the next
+        store thread (``worker_overlap_store``, the default) by each write waiting for the one before, in the
+        model thread by its queue. Once a batch could not be stored, no later news batch is, and the next
         batch raises its error here, as a failed batch of another path does; a rebalance waits for every
         message held (``Consumer.wait_empty``), and a graceful stop for every batch (:meth:`drain`)."""
         self.loop = asyncio.get_running_loop()
