@@ -258,9 +258,11 @@ class Runtime:
         return self.news_modelled is not None and not self.news_modelled.done()
 
     def _hand_over_news(self) -> asyncio.Future[Any]:
-        """Give every gathered news message to the model thread as one batch (on the event loop)."""
+        """Give the gathered news messages, up to ``batch_max_events``, to the model thread as one batch (on the
+        event loop); the rest stays gathered for the model's next free moment."""
         assert self.loop is not None
-        events, self.news_gathered = self.news_gathered, []
+        limit = self.settings.batch_max_events
+        events, self.news_gathered = self.news_gathered[:limit], self.news_gathered[limit:]
         records = as_records(events)
         overlap = self.settings.worker_overlap_store
         step = (lambda: self.get().score_ahead(records)) if overlap else (lambda: self._process_news(records))
@@ -275,7 +277,8 @@ class Runtime:
         return modelled
 
     def _model_free_for_news(self) -> None:
-        """The model finished a news batch: hand it what was gathered meanwhile, unless a batch has failed."""
+        """The model finished a news batch: hand it what was gathered meanwhile (up to a batch), unless a batch
+        has failed."""
         if self.news_gathered and self.news_failed is None and not self._model_busy_with_news():
             self._hand_over_news()
 
@@ -321,7 +324,7 @@ class Runtime:
     async def drain(self) -> None:
         """Hand over what was gathered and wait for every news batch (a graceful stop: their offsets can then be
         committed on the way out, so the next owner of the partitions does not get them again)."""
-        if self.news_gathered and self.news_failed is None:
+        while self.news_gathered and self.news_failed is None:
             self._hand_over_news()
         while self.news_pending:
             try:

@@ -98,7 +98,9 @@ def taken(events: list[Event]) -> None:
 @pytest.fixture
 def runtime(pg_schema: Schema, models_dir: Path, request: pytest.FixtureRequest) -> Iterator[Runtime]:
     overlap = getattr(request, "param", False)
-    settings = Settings(_env_file=None, worker_overlap_store=overlap, worker_news_gather_while_scoring=True)
+    settings = Settings(
+        _env_file=None, worker_overlap_store=overlap, worker_news_gather_while_scoring=True, batch_max_events=12
+    )
     topics = Topics.from_settings(settings)
     store = Store(pg_schema.writer, retry_max_s=0.2)
     emitted: list[Output] = []
@@ -134,8 +136,10 @@ def test_the_agent_returns_at_once_and_offsets_follow_the_writes(runtime: Runtim
     seen = asyncio.run(agent())
     # the agent got the first batch back before it was stored: nothing of it was committable yet
     assert seen[0] == ([], [])
-    # what came while the model scored the first batch waited for it, gathered into one batch
-    assert seen[2][1] == [*range(200, 208), *range(300, 308)]
+    # what came while the model scored the first batch was gathered; at batch_max_events (12) the agent waited
+    # for the model, which took 12 of the 16, and the rest waits for its next free moment
+    assert seen[1][1] == [*range(200, 208)]
+    assert seen[2][1] == [*range(304, 308)]
     assert app.sensors.offsets == [*range(100, 108), *range(200, 208), *range(300, 308)]
     assert stored_ids(pg_schema) == [f"n{o}" for o in app.sensors.offsets]
 
