@@ -152,9 +152,9 @@ class Settings(BaseSettings):
     worker_overlap_store: bool = Field(
         default=True,
         description="Score the next news batch while the previous one is written to PostgreSQL and its alerts "
-        "produced, in a thread of its own (offsets still committed in order, only after the write). With the agent "
-        "gathering while the model scores, 1.07-1.09x the news path on two cores in two runs "
-        "(docs/benchmarks/store_overlap.md); off: each batch is written in the model thread.",
+        "produced, in a thread of its own (offsets still committed in order, only after the write): 1.07-1.18x the "
+        "news path on two cores in five of six comparisons (docs/benchmarks/README.md); off: each batch is written "
+        "in the model thread.",
     )
     worker_news_gather_while_scoring: bool = Field(
         default=True,
