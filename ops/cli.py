@@ -441,7 +441,13 @@ def demo(
     news: Annotated[int, typer.Option(help="News headlines to replay.")] = 1200,
     clicks: Annotated[int, typer.Option(help="MovieLens clicks to replay.")] = 2000,
     rate: Annotated[float, typer.Option(help="Replay rate, events per second (0: as fast as possible).")] = 400.0,
-    surge: Annotated[str, typer.Option(help="Ticker of the injected negative-news surge.")] = "ACME",
+    surge: Annotated[
+        str | None,
+        typer.Option(
+            help="Ticker of the injected negative-news surge [default: ACME, or ACME2, ACME3… once the database "
+            "has news about it: an earlier surge is in its baseline]."
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 2,
     timeout: Annotated[float, typer.Option(help="Give up waiting for the results after this many seconds.")] = 600.0,
 ) -> None:

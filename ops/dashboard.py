@@ -7,6 +7,7 @@ user's dashboard does.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import Engine, text
 
@@ -24,6 +25,7 @@ class Snapshot:
     example: str | None = None
     """One personal recommendation with its reason, as a user would read it."""
     alerts: list[dict] = field(default_factory=list)
+    """Alert timeline rows, oldest first (only those written since the snapshot's ``alerts_since``)."""
     lag_p95_s: float | None = None
     """Worst p95 event-to-result lag over the last two minutes (from Kafka ingestion time)."""
 
@@ -34,7 +36,15 @@ class Snapshot:
         return kept + sum(self.dead_letters.values())
 
 
-def snapshot(engine: Engine) -> Snapshot:
+def database_now(engine: Engine) -> datetime:
+    """The database's clock: what ``alerts_since`` compares with, so a skewed local clock cannot hide alerts."""
+    with engine.connect() as conn:
+        return conn.execute(text("SELECT now()")).scalar_one()
+
+
+def snapshot(engine: Engine, alerts_since: datetime | None = None) -> Snapshot:
+    """Counters over everything stored; alerts only from ``alerts_since`` on (all when ``None``): a database
+    that served earlier runs keeps their alerts, and a run's summary must not count them as its own."""
     with engine.connect() as conn:
         processed = dict(
             conn.execute(text("SELECT stream, sum(events)::bigint FROM v_throughput_per_minute GROUP BY stream")).all()
@@ -52,8 +62,10 @@ def snapshot(engine: Engine) -> Snapshot:
             for r in conn.execute(
                 text(
                     "SELECT alert_id, entity, status, seq, negative_count, total_count, negative_share, "
-                    "baseline_share, score, evidence, model_version FROM v_alert_timeline"
-                )
+                    "baseline_share, score, evidence, model_version FROM v_alert_timeline "
+                    "WHERE CAST(:since AS timestamptz) IS NULL OR created_at >= :since"
+                ),
+                {"since": alerts_since},
             )
         ]
         reasons = dict(

@@ -6,6 +6,8 @@ import json
 import shutil
 from collections import Counter
 
+from ops.dashboard import database_now, snapshot
+from ops.demo import fresh_surge_ticker
 from ops.replay import Scenario
 from streamscore.bundle import CURRENT, write_manifest
 from tests.streaming.conftest import Deployment
@@ -19,6 +21,7 @@ def test_replay_two_workers_reconcile_alert_once_and_recommend_unseen(deployment
     first, second = deployment.start_worker(wait=False), deployment.start_worker(wait=False)
     first.wait_ready()
     second.wait_ready()
+    replay_started = database_now(deployment.reader)
     deployment.produce(scenario.catalog())
     deployment.wait_items(len(scenario.catalog()))
     deployment.produce(scenario.stream())
@@ -40,6 +43,14 @@ def test_replay_two_workers_reconcile_alert_once_and_recommend_unseen(deployment
     assert [a["entity"] for a in raised] == ["ACME"], raised
     surge_ids = {json.loads(r.value)["id"] for r in records if r.key and r.key.startswith("surge-")}
     assert set(raised[0]["evidence"]) <= surge_ids and raised[0]["total_count"] >= deployment.settings.alert_min_count
+    # The demo's summary counts only the alerts of its own run: earlier runs' stay in the database.
+    assert [a["alert_id"] for a in snapshot(deployment.reader, alerts_since=replay_started).alerts] == [
+        a["alert_id"] for a in snap.alerts
+    ]
+    assert snapshot(deployment.reader, alerts_since=database_now(deployment.reader)).alerts == []
+    # A rerun of the demo surges on a ticker with no history: ACME's surge is in its baseline now.
+    assert fresh_surge_ticker(deployment.reader, "ACME") == "ACME2"
+    assert fresh_surge_ticker(deployment.reader, "QUIETCO") == "QUIETCO"
 
     seen = {(u, i) for u, i in deployment.rows("SELECT user_id, item_id FROM click_events")}
     clicked: dict[str, set[str]] = {}
