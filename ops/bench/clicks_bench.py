@@ -24,7 +24,6 @@ from pathlib import Path
 from ops.bench.output import pyplot, write_json
 from ops.bench.pipeline_bench import Deployment, Workload, capacity, constant_rate, ladder, prepare_workload
 from ops.errors import StackError
-from streamscore.db.connection import admin_url, make_engine
 from streamscore.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -51,7 +50,6 @@ def run_clicks_bench(settings: Settings, out_dir: Path, against: str, drains: in
     from ops.stack.manager import stack_up
 
     stack_up(settings)
-    engine = make_engine(admin_url(settings))
     size = 4500
     report: dict = {
         "benchmark": "clicks",
@@ -78,8 +76,8 @@ def run_clicks_bench(settings: Settings, out_dir: Path, against: str, drains: in
             for name, dep in deployments.items():
                 drained = sorted(runs[name], key=lambda d: d["events_per_s"])
                 cap = drained[len(drained) // 2] | {"drains_events_per_s": [d["events_per_s"] for d in runs[name]]}
-                sustained, rungs = ladder(dep, work[name], cap["events_per_s"], engine, rung_s)
-                half = constant_rate(dep, work[name], (sustained or cap["events_per_s"] * 0.5) * 0.5, rung_s, engine)
+                sustained, rungs = ladder(dep, work[name], cap["events_per_s"], rung_s)
+                half = constant_rate(dep, work[name], (sustained or cap["events_per_s"] * 0.5) * 0.5, rung_s)
                 report["revisions"][name] = {
                     "capacity": cap,
                     "sustained_events_per_s": sustained,
@@ -89,7 +87,6 @@ def run_clicks_bench(settings: Settings, out_dir: Path, against: str, drains: in
         finally:
             for dep in entered:
                 dep.__exit__(None, None, None)
-    engine.dispose()
     names = list(report["revisions"])
     ours, theirs = (report["revisions"][n] for n in names)
     report["ratio_capacity"] = round(ours["capacity"]["events_per_s"] / theirs["capacity"]["events_per_s"], 2)

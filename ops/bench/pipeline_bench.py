@@ -35,7 +35,8 @@ from ops.bench.soak import RUN_MARK, relabel, rss_mb
 from ops.demo import WorkerProcess
 from ops.replay import Produced, Scenario, produce
 from streamscore.call_plan import CallPlan
-from streamscore.db.connection import admin_url, make_engine, writer_url
+from streamscore.db.connection import admin_url, make_engine, with_schema, writer_url
+from streamscore.db.migrate import migrate
 from streamscore.errors import StreamscoreError
 from streamscore.scorer import CallUsage
 from streamscore.security import kafka_python_options
@@ -93,6 +94,15 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def _admin_statement(settings: Settings, sql: str) -> None:
+    engine = make_engine(admin_url(settings))
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(sql))
+    finally:
+        engine.dispose()
+
+
 @dataclass
 class Deployment:
     """Workers on a private set of topics (and consumer group) with one batch policy."""
@@ -109,11 +119,17 @@ class Deployment:
     procs: list[WorkerProcess] = field(default_factory=list)
     topics: Topics | None = None
     prefix: str = ""
+    schema: str = ""
+    """A schema of the deployment's own, dropped on exit: a benchmark's synthetic news, alerts and clicks never
+    reach the tables that dashboards and the alert forwarder read."""
     engine: Engine = field(init=False)
 
     def __enter__(self) -> Deployment:
-        self.engine = make_engine(admin_url(self.settings))
         self.prefix = f"b{uuid.uuid4().hex[:8]}."
+        self.schema = f"bench_{self.prefix[1:-1]}"
+        _admin_statement(self.settings, f'CREATE SCHEMA "{self.schema}"')
+        migrate(admin_url(self.settings), schema=self.schema)
+        self.engine = make_engine(with_schema(admin_url(self.settings), self.schema))
         self.topics = Topics.from_settings(self.settings.model_copy(update={"topic_prefix": self.prefix}))
         create_topics(
             self.settings.kafka_bootstrap,
@@ -126,6 +142,7 @@ class Deployment:
     def __exit__(self, *exc: object) -> None:
         self.stop_workers()
         self.engine.dispose()
+        _admin_statement(self.settings, f'DROP SCHEMA "{self.schema}" CASCADE')
 
     def start_workers(self) -> None:
         """Start the workers and return once every one of them owns partitions (the group has settled)."""
@@ -154,7 +171,7 @@ class Deployment:
                 "STREAMSCORE_BATCH_MAX_WAIT_MS": str(wait_ms),
                 "STREAMSCORE_MODELS_DIR": str(Path(self.settings.models_dir).resolve()),
                 "STREAMSCORE_LOG_LEVEL": "WARNING",
-                "STREAMSCORE_WRITER_DATABASE_URL": writer_url(self.settings),
+                "STREAMSCORE_WRITER_DATABASE_URL": with_schema(writer_url(self.settings), self.schema),
             } | self.env
             if self.source is not None:
                 env["PYTHONPATH"] = str(self.source)
@@ -289,7 +306,7 @@ def capacity(dep: Deployment, work: Workload, n: int) -> dict:
     }
 
 
-def constant_rate(dep: Deployment, work: Workload, rate: float, seconds: float, engine: Engine) -> dict:
+def constant_rate(dep: Deployment, work: Workload, rate: float, seconds: float) -> dict:
     """Produce at ``rate`` for ``seconds``; bounded if the backlog is gone within 3 s of the last event."""
     assert dep.topics is not None
     before = dep.progress()
@@ -303,7 +320,7 @@ def constant_rate(dep: Deployment, work: Workload, rate: float, seconds: float, 
         "rate": round(rate, 1),
         "events": n,
         "bounded": bounded,
-        **latency(engine, work.path, [event_id(r) for r in records]),
+        **latency(dep.engine, work.path, [event_id(r) for r in records]),
     }
 
 
@@ -324,11 +341,11 @@ def latency(engine: Engine, path: str, ids: list[str]) -> dict:
     return {"p50_ms": round(p50 * 1000, 1), "p95_ms": round(p95 * 1000, 1), "p99_ms": round(p99 * 1000, 1)}
 
 
-def ladder(dep: Deployment, work: Workload, cap: float, engine: Engine, seconds: float) -> tuple[float, list[dict]]:
+def ladder(dep: Deployment, work: Workload, cap: float, seconds: float) -> tuple[float, list[dict]]:
     rungs = []
     sustained = 0.0
     for fraction in (0.5, 0.7, 0.85, 1.0, 1.15):
-        rung = constant_rate(dep, work, cap * fraction, seconds, engine) | {"fraction_of_capacity": fraction}
+        rung = constant_rate(dep, work, cap * fraction, seconds) | {"fraction_of_capacity": fraction}
         rungs.append(rung)
         if rung["bounded"]:
             sustained = rung["rate"]
@@ -464,7 +481,6 @@ def run_e2e_bench(settings: Settings, out_dir: Path, checkpoint: Path, quick: bo
     from ops.stack.manager import stack_up
 
     stack_up(settings)
-    engine = make_engine(admin_url(settings))
     size = 150 if quick else 1500
     rung_s = 4.0 if quick else 12.0
     report: dict = {
@@ -483,9 +499,9 @@ def run_e2e_bench(settings: Settings, out_dir: Path, checkpoint: Path, quick: bo
             cap = sorted(drains, key=lambda d: d["events_per_s"])[len(drains) // 2] | {
                 "drains_events_per_s": [d["events_per_s"] for d in drains]
             }
-            sustained, rungs = ladder(dep, work, cap["events_per_s"], engine, rung_s)
+            sustained, rungs = ladder(dep, work, cap["events_per_s"], rung_s)
             base = sustained or cap["events_per_s"] * 0.5
-            latencies = [constant_rate(dep, work, base * f, rung_s, engine) | {"load": f} for f in (0.25, 0.5, 0.8)]
+            latencies = [constant_rate(dep, work, base * f, rung_s) | {"load": f} for f in (0.25, 0.5, 0.8)]
             paths[work.path] = {
                 "capacity": cap,
                 "sustained_events_per_s": sustained,
@@ -503,7 +519,7 @@ def run_e2e_bench(settings: Settings, out_dir: Path, checkpoint: Path, quick: bo
         with Deployment(settings, batch_events=events, batch_wait_ms=wait) as dep:
             prepare_workload(dep, news)
             cap = capacity(dep, news, size)
-            lat = constant_rate(dep, news, load, rung_s, engine)
+            lat = constant_rate(dep, news, load, rung_s)
             sweep.append(
                 {
                     "max_events": events,
@@ -561,7 +577,6 @@ def run_e2e_bench(settings: Settings, out_dir: Path, checkpoint: Path, quick: bo
         "pipeline_ratio": round(paths["news"]["capacity"]["events_per_s"] / naive["events_per_s"], 1),
         "links_kept": naive_raw,
     }
-    engine.dispose()
     write_e2e_report(report, out_dir)
     return report
 

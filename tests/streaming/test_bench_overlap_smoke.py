@@ -7,7 +7,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from sqlalchemy import text
+
 from ops.bench.store_overlap import BEFORE, DEFAULT, run_overlap_bench
+from streamscore.db.connection import make_engine
 from streamscore.settings import Settings
 from tests.conftest import Schema
 
@@ -41,3 +44,12 @@ def test_overlap_bench_writes_json_markdown_and_plot(
     markdown = (tmp_path / "store_overlap.md").read_text()
     assert "Gathering while the model scores ÷ the agent waiting" in markdown and "(default)" in markdown
     assert (tmp_path / "store_overlap.png").read_bytes()[:4] == b"\x89PNG"
+    # Each deployment wrote into a schema of its own, dropped at its end: the database's own tables (which
+    # dashboards and the alert forwarder read) never see a benchmark's synthetic headlines or alerts.
+    engine = make_engine(pg_schema.admin)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM news_sentiment")).scalar_one() == 0
+        assert conn.execute(text("SELECT count(*) FROM alerts")).scalar_one() == 0
+        leftover = conn.execute(text("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'bench\\_%'")).scalar_one()
+        assert leftover == 0
+    engine.dispose()
