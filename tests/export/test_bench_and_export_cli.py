@@ -25,11 +25,18 @@ def test_model_bench_writes_json_markdown_and_plot(quick_run: Path, models_dir: 
     )
     saved = json.loads((tmp_path / "model.json").read_text())
     assert saved == json.loads(json.dumps(report))
+    ort_engines = {"ort-fp32", "ort-int8", "ort-int8-all-fusions", "ort-int8-attention-int8"}
     engines = {r["engine"] for r in saved["results"]}
-    assert engines == {"pytorch-eager-fp32", "ort-fp32", "ort-int8", "ort-int8-all-fusions"}
+    assert engines == {"pytorch-eager-fp32", *ort_engines}
     assert all(r["seq_per_s"] > 0 for r in saved["results"])
-    assert {s["engine"] for s in saved["speedup_vs_eager"]} == {"ort-fp32", "ort-int8", "ort-int8-all-fusions"}
+    assert {s["engine"] for s in saved["speedup_vs_eager"]} == ort_engines
     assert "| 64 | 8 |" in (tmp_path / "model.md").read_text()
+    # the int8 variants label almost every text as fp32 does (the attention products' own quantization included)
+    agreement = saved["label_agreement_with_fp32"]
+    assert agreement["texts"] == len(texts)
+    assert set(agreement) - {"texts"} == ort_engines - {"ort-fp32"}
+    assert all(0.9 <= share <= 1 for name, share in agreement.items() if name != "texts")
+    assert "Sentiment labels equal to ORT fp32's on the 60 news texts" in (tmp_path / "model.md").read_text()
     # ORT's profiler sees the fusion where every fusion runs, and none of it in the scorer's session
     fused, ours = saved["op_profile"]["all_fusions"], saved["op_profile"]["scorer"]
     assert (

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,22 @@ def test_current_pointer_switches_atomically(bundle: Bundle, bundle_copy: Path, 
         point_current(models, "other")
     assert current_version(models) == bundle.version, "a refused switch leaves the old pointer"
     assert not [p for p in models.iterdir() if p.name.startswith(".current")], "no temporary pointer left behind"
+
+
+def test_attention_products_are_quantized_only_when_asked(bundle: Bundle, tmp_path: Path) -> None:
+    """The served int8 graph keeps the 12 attention products (query × key, attention × value) in fp32; the
+    variant `bench model` measures beside it quantizes both operands of each on the fly."""
+    import onnx
+
+    from export.quantize import quantize_int8
+
+    def op_counts(path: Path) -> Counter[str]:
+        return Counter(node.op_type for node in onnx.load(str(path)).graph.node)
+
+    served = op_counts(quantize_int8(bundle.file("model.onnx"), tmp_path / "served.onnx"))
+    assert served == op_counts(bundle.file("model.int8.onnx"))
+    assert served["MatMul"] == 12
+    variant = op_counts(quantize_int8(bundle.file("model.onnx"), tmp_path / "attention.onnx", attention_products=True))
+    assert variant["MatMul"] == 0
+    assert variant["MatMulInteger"] == served["MatMulInteger"] + 12
+    assert variant["DynamicQuantizeLinear"] == served["DynamicQuantizeLinear"] + 24
