@@ -61,9 +61,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, reaped_children: bool = False) -> float:
+    """CPU seconds of a process so far; with ``reaped_children``, also those of its children that have exited
+    and been waited for (``cutime`` + ``cstime``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 STACK_PROCESSES = ("postgres", "kafka.Kafka")
@@ -72,8 +77,9 @@ and the Kafka broker's JVM."""
 
 
 def stack_cpu_seconds() -> float:
-    """CPU seconds used so far by the live PostgreSQL and Kafka processes on this machine (a backend that
-    exits in between takes its share with it: a lower bound)."""
+    """CPU seconds used so far by the PostgreSQL and Kafka processes on this machine. A PostgreSQL backend
+    counts while it lives and, once it has exited, in its server's reaped-children time; counting only the
+    live ones made a drain during which a backend exited come out negative."""
     total = 0.0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -81,7 +87,7 @@ def stack_cpu_seconds() -> float:
         try:
             command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             if any(word in command for word in STACK_PROCESSES):
-                total += cpu_seconds(int(entry.name))
+                total += cpu_seconds(int(entry.name), reaped_children=True)
         except (OSError, ValueError, IndexError):
             continue  # gone while we looked
     return total

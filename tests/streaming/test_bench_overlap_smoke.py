@@ -5,6 +5,7 @@ way, and writes well-formed results (the figures to quote come from docs/benchma
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from sqlalchemy import text
@@ -53,3 +54,21 @@ def test_overlap_bench_writes_json_markdown_and_plot(
         leftover = conn.execute(text("SELECT count(*) FROM pg_namespace WHERE nspname LIKE 'bench\\_%'")).scalar_one()
         assert leftover == 0
     engine.dispose()
+
+
+def test_stack_cpu_keeps_what_an_exited_backend_used(stack: Settings, pg_schema: Schema) -> None:
+    """A PostgreSQL backend that exits during a drain takes its CPU out of the live processes; the server's
+    reaped-children time keeps it, so the stack's CPU over a drain is never negative."""
+    from ops.bench.pipeline_bench import stack_cpu_seconds
+
+    engine = make_engine(pg_schema.admin)
+    with engine.connect() as conn:
+        conn.execute(text("SELECT count(*) FROM generate_series(1, 3000000) g WHERE g % 7 = 0")).scalar_one()
+        during = stack_cpu_seconds()
+    engine.dispose()  # the backend that did the work exits
+    deadline = time.monotonic() + 5
+    after = stack_cpu_seconds()
+    while after < during and time.monotonic() < deadline:
+        time.sleep(0.1)  # the server has not reaped it yet
+        after = stack_cpu_seconds()
+    assert after >= during > 0
