@@ -102,7 +102,7 @@ def attention_int8_bundle(bundle_path: Path, folder: Path) -> Path:
     attention × value) from the same fp32 graph: one of ONNX Runtime's own remedies for the fp32 work around
     the int8 GEMMs, measured beside the served graph rather than shipped."""
     from export.quantize import quantize_int8
-    from streamscore.bundle import MANIFEST, Bundle, write_manifest
+    from streamscore.bundle import Bundle, write_manifest
 
     source = Bundle.load(bundle_path)
     for name in source.manifest["files"]:
@@ -111,7 +111,6 @@ def attention_int8_bundle(bundle_path: Path, folder: Path) -> Path:
     quantize_int8(folder / "model.onnx", folder / "model.int8.onnx", attention_products=True)
     fields = {k: v for k, v in source.manifest.items() if k not in {"format", "version", "files"}}
     fields["text_model"] = {**fields["text_model"], "int8_attention_products": True}
-    (folder / MANIFEST).unlink(missing_ok=True)
     write_manifest(folder, fields)
     return folder
 
