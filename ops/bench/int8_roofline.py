@@ -9,7 +9,9 @@ Measured here, never quoted from a datasheet, in one process and one run:
    model's own shapes (2 000 tokens × 384 → 384 / 1 536, 1 536 → 384) and at a large square shape, for ONNX
    Runtime's int8 GEMM (``MatMulInteger``, u8 × s8 → s32, what MLAS runs for every int8 layer), the same GEMM
    behind dynamic quantisation of its float input (``DynamicQuantizeMatMul``, the fused op the model runs),
-   ONNX Runtime fp32 and PyTorch fp32 / bf16. The int8 roofline is the best int8 figure;
+   ONNX Runtime fp32 and PyTorch fp32 / bf16, and bf16 again in a child process with oneDNN held below AMX
+   (``ONEDNN_MAX_CPU_ISA``), which is what the tile unit gives a bf16 layer. The int8 roofline is the best int8
+   figure, and its operations per cycle per core say which unit ran it (``int8_unit``);
 3. **the model against it**: the int8 GEMM work of one call (Σ K·N of the quantised layers × tokens, from the
    bundle's graph) over the call's time and over the time ORT's profiler puts in those ops;
 4. **ORT's own remedies** for the time outside the GEMMs: the four graph-optimisation levels on the int8
@@ -18,6 +20,7 @@ Measured here, never quoted from a datasheet, in one process and one run:
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import re
@@ -41,6 +44,17 @@ SHAPES = {
 UNITS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx_vnni", "amx_tile", "amx_int8", "amx_bf16")
 INT8_GEMM_OPS = ("DynamicQuantizeMatMul", "MatMulIntegerToFloat", "MatMulInteger", "QLinearMatMul")
 OPT_LEVELS = ("ORT_DISABLE_ALL", "ORT_ENABLE_BASIC", "ORT_ENABLE_EXTENDED", "ORT_ENABLE_ALL")
+VNNI_OPS_PER_CYCLE = 256
+"""int8 operations per cycle per core of AVX-512 VNNI at best: two 512-bit ``vpdpbusd`` (64 multiply-adds each)
+a cycle. 256-bit AVX-VNNI, or AVX-512 without VNNI (three instructions a product), give at most half."""
+AMX_OPS_PER_CYCLE = 2048
+"""int8 operations per cycle per core of AMX at best: one ``tdpbusd`` (16 × 16 × 64 multiply-adds) every 16
+cycles."""
+CLOCK_MARGIN = 1.5
+"""How far above the nominal clock /proc/cpuinfo shows a core may really run (turbo is invisible in a VM): a
+unit is credited with a figure only beyond what the slower one gives even at 1.5× the nominal clock."""
+NO_AMX_ISA = "AVX512_CORE_BF16"
+"""oneDNN's ``ONEDNN_MAX_CPU_ISA`` for the same CPU with AMX left out: AVX-512 with its bf16 dot products."""
 
 
 def cpu_units() -> dict[str, bool]:
@@ -78,6 +92,46 @@ def onednn_isa(threads: int) -> str:
     isa = [line.split("isa:", 1)[1].strip() for line in out.splitlines() if "isa:" in line]
     kernels = sorted({m.group(1) for m in re.finditer(r",(brg[^,]*|jit[^,]*|gemm[^,]*|ref[^,]*),", out)})
     return "; ".join(isa[:1] + ([f"kernels: {', '.join(kernels)}"] if kernels else [])) or "oneDNN logged nothing"
+
+
+def int8_unit(ops_per_cycle_per_core: float | None, units: dict[str, bool]) -> str:
+    """Which unit ran an int8 GEMM, judged from what it achieved: only AMX's tiles go beyond what AVX-512 VNNI
+    can give, and only VNNI beyond what AVX2 can. Measured, because a library may hold a unit back (small
+    shapes, a kernel it was not built with, a process the kernel did not grant the tile state)."""
+    if ops_per_cycle_per_core is None:
+        return "unknown (no clock figure)"
+    if ops_per_cycle_per_core > VNNI_OPS_PER_CYCLE * CLOCK_MARGIN:
+        return "AMX (beyond what AVX-512 VNNI can reach)"
+    if ops_per_cycle_per_core > VNNI_OPS_PER_CYCLE / 2 * CLOCK_MARGIN:
+        held = "; AMX is there but not used" if units.get("amx_int8") else ""
+        return f"AVX-512 VNNI (beyond 256-bit AVX-VNNI or AVX-512 without VNNI){held}"
+    held = "; AMX is there but not used" if units.get("amx_int8") else ""
+    return f"AVX-512 VNNI or narrower (within what 256-bit units reach){held}"
+
+
+def bf16_gops_without_amx(threads: int, min_seconds: float) -> dict[str, float]:
+    """PyTorch bf16 GOPS at every shape with oneDNN held to AVX-512 (``ONEDNN_MAX_CPU_ISA``), in a child process
+    because oneDNN reads the cap once: beside ``torch-bf16`` it is what AMX gives a bf16 layer, on one CPU."""
+    code = (
+        "import json, sys, time, torch\n"
+        f"torch.set_num_threads({threads})\n"
+        "out = {}\n"
+        f"for label, (m, k, n) in {SHAPES!r}.items():\n"
+        "    x, w = torch.randn(m, k, dtype=torch.bfloat16), torch.randn(n, k, dtype=torch.bfloat16)\n"
+        "    with torch.inference_mode():\n"
+        "        torch.nn.functional.linear(x, w)\n"
+        "        best, began = float('inf'), time.perf_counter()\n"
+        f"        while time.perf_counter() - began < {min_seconds}:\n"
+        "            t0 = time.perf_counter(); torch.nn.functional.linear(x, w)\n"
+        "            best = min(best, time.perf_counter() - t0)\n"
+        "    out[label] = 2 * m * k * n / best / 1e9\n"
+        "print(json.dumps(out))\n"
+    )
+    env = os.environ | {"ONEDNN_MAX_CPU_ISA": NO_AMX_ISA}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600, check=True
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _ort_options(threads: int, level: str = "ORT_ENABLE_ALL"):
@@ -146,6 +200,7 @@ def gemm_sweep(threads: int, min_seconds: float) -> list[dict]:
     import torch
 
     torch.set_num_threads(threads)
+    without_amx = bf16_gops_without_amx(threads, min_seconds)
     rows = []
     for label, (m, k, n) in SHAPES.items():
         ops = 2 * m * k * n
@@ -162,6 +217,7 @@ def gemm_sweep(threads: int, min_seconds: float) -> list[dict]:
             with torch.inference_mode():
                 seconds = _best_seconds(lambda x=x, w=w: torch.nn.functional.linear(x, w), min_seconds)
             figures[name] = ops / seconds / 1e9
+        figures["torch-bf16-no-amx"] = without_amx[label]
         rows.append({"shape": label, "m": m, "k": k, "n": n} | {e: round(g, 1) for e, g in figures.items()})
     return rows
 
@@ -245,18 +301,21 @@ def run_roofline_bench(bundle_path: Path, threads: int, texts: list[str], out_di
     seconds = 0.2 if quick else 2.0
     sweep = gemm_sweep(threads, seconds)
     roofline = max(row["ort-int8-gemm"] for row in sweep)
+    units, mhz = cpu_units(), nominal_mhz()
+    per_cycle = round(roofline * 1e3 / (threads * mhz), 1) if mhz else None
     report = {
         "benchmark": "roofline",
         "machine": {"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine()},
         "threads": threads,
         "onnxruntime": ort.__version__,
         "bundle": version,
-        "cpu_units": cpu_units(),
+        "cpu_units": units,
         "onednn_bf16_linear": onednn_isa(threads),
         "gemm_gops": sweep,
         "int8_roofline_gops": roofline,
-        "nominal_mhz": nominal_mhz(),
-        "int8_ops_per_cycle_per_core": round(roofline * 1e3 / (threads * mhz), 1) if (mhz := nominal_mhz()) else None,
+        "nominal_mhz": mhz,
+        "int8_ops_per_cycle_per_core": per_cycle,
+        "int8_unit": int8_unit(per_cycle, units),
         "model": model_position(bundle_path, threads, call, roofline),
         "opt_levels": opt_levels(bundle_path, threads, call, seconds),
     }
@@ -288,12 +347,19 @@ def write_roofline_report(report: dict, out_dir: Path) -> None:
         lines.append(
             f"| {row['shape']} ({row['m']}×{row['k']}→{row['n']}) | " + " | ".join(str(row[e]) for e in engines) + " |"
         )
+    amx_gain = [row["torch-bf16"] / row["torch-bf16-no-amx"] for row in report["gemm_gops"]]
+    lines += [
+        "",
+        f"What oneDNN's AMX kernels give a bf16 product (`torch-bf16` ÷ `torch-bf16-no-amx`, "
+        f"`ONEDNN_MAX_CPU_ISA={NO_AMX_ISA}`): {min(amx_gain):.2f}–{max(amx_gain):.2f}× over these shapes.",
+    ]
     lines += [
         "",
         f"**int8 roofline (best `MatMulInteger`): {report['int8_roofline_gops']} GOPS**: "
         f"{report['int8_ops_per_cycle_per_core']} int8 operations per cycle per core at the nominal "
-        f"{report['nominal_mhz']} MHz (one 512-bit VNNI instruction is 128; 256-bit AVX-VNNI or AVX-512 without "
-        "VNNI give at most half of that per port).",
+        f"{report['nominal_mhz']} MHz. AVX-512 VNNI gives at most {VNNI_OPS_PER_CYCLE} (two 512-bit `vpdpbusd` a "
+        f"cycle), 256-bit AVX-VNNI or AVX-512 without VNNI half of that, AMX {AMX_OPS_PER_CYCLE} (one `tdpbusd` "
+        f"of 16 × 16 × 64 every 16 cycles). **The unit that ran it: {report['int8_unit']}.**",
         "",
         f"The model, one call of {model['shape'][0]} × {model['shape'][1]} tokens: {model['int8_macs_per_token']:,} "
         f"int8 multiply-adds per token, {model['ms_per_call']} ms per call (profiled), "
@@ -311,7 +377,7 @@ def write_roofline_report(report: dict, out_dir: Path) -> None:
     (out_dir / "roofline.md").write_text("\n".join(lines) + "\n")
 
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(10, 4))
     width = 0.8 / len(engines)
     for i, engine in enumerate(engines):
         ax.bar(
@@ -326,7 +392,7 @@ def write_roofline_report(report: dict, out_dir: Path) -> None:
     ax.set_xticklabels([row["shape"] for row in report["gemm_gops"]], fontsize=7)
     ax.set_ylabel("GOPS")
     ax.set_title("One matrix product by engine, and the served int8 model")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     fig.savefig(out_dir / "roofline.png", dpi=120)
     plt.close(fig)

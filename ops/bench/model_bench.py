@@ -1,12 +1,17 @@
-"""``streamscore bench model``: PyTorch eager fp32 vs ONNX Runtime fp32 vs ONNX Runtime int8, side by side.
+"""``streamscore bench model``: PyTorch eager fp32 / bf16 vs ONNX Runtime fp32 vs ONNX Runtime int8, side by side.
 
 All engines score the same fixed-shape batches built from real news texts (token ids of consecutive tweets
 cut to exactly the sequence length), with the same thread count, in one process and one run, interleaved per
 configuration so that machine drift hits all engines alike. Figures are medians of repeated runs.
+
+PyTorch bf16 is the AMX path in bf16: on a CPU with AMX, oneDNN runs a bf16 linear layer on the tile unit
+(the ISA it dispatches is recorded beside the figures). ONNX Runtime's int8 engines are the int8 path: MLAS
+picks its own kernel (AMX, AVX-512 VNNI or AVX2) for the CPU, which ``bench roofline`` tells apart.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import platform
 import shutil
@@ -21,6 +26,9 @@ import numpy as np
 from ops.bench.output import pyplot, write_json
 from streamscore.scorer import Scorer
 
+EAGER = "pytorch-eager-fp32"
+"""The reference every other engine's speed is divided by."""
+BF16 = "pytorch-bf16"
 BATCH_SIZES = (1, 8, 32, 128)
 SEQ_LENGTHS = (64, 128)
 WHOLE_CALL = {"parallel_calls": 1}
@@ -115,15 +123,32 @@ def attention_int8_bundle(bundle_path: Path, folder: Path) -> Path:
     return folder
 
 
-def label_agreement(engines: dict[str, Scorer], texts: list[str], reference: str = "ort-fp32") -> dict[str, float]:
-    """Share of ``texts`` whose sentiment label each engine gives as the ``reference`` engine does: what an int8
-    variant changes, on real headlines, without needing their labels."""
-    labels = {name: [p["label"] for p in scorer.sentiment(texts)] for name, scorer in engines.items()}
+def label_agreement(labels: dict[str, list[str]], reference: str = "ort-fp32") -> dict[str, float]:
+    """Share of texts each engine labels as the ``reference`` engine does: what an int8 graph or the bf16 path
+    changes, on real headlines, without needing their labels."""
     return {
-        name: round(float(np.mean([a == b for a, b in zip(got, labels[reference])])), 4)
+        name: round(float(np.mean([a == b for a, b in zip(got, labels[reference], strict=True)])), 4)
         for name, got in labels.items()
         if name != reference
     }
+
+
+def torch_sentiment_labels(model, tokenizer, texts: list[str], batch: int = 64) -> list[str]:
+    """The sentiment label a PyTorch copy of the model gives each text (dynamic padding per batch, as the
+    scorer pads): what the bf16 path changes, measured the way ``label_agreement`` measures the int8 graphs."""
+    import torch
+
+    from streamscore.scorer import SENTIMENT_LABELS
+
+    labels: list[str] = []
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch):
+            enc = tokenizer(
+                texts[start : start + batch], truncation=True, max_length=256, padding=True, return_tensors="pt"
+            )
+            logits = model(enc["input_ids"], enc["attention_mask"])["sentiment_logits"]
+            labels += [SENTIMENT_LABELS[int(i)] for i in logits.float().argmax(dim=-1)]
+    return labels
 
 
 def _repeats(batch: int) -> int:
@@ -151,11 +176,13 @@ def run_model_bench(
 ) -> dict:
     import torch
 
+    from ops.bench.int8_roofline import onednn_isa
     from trainer.checkpoint import load_checkpoint
 
     torch.set_num_threads(threads)
     ckpt = load_checkpoint(checkpoint)
     model = ckpt.text_model.eval()
+    bf16_model = copy.deepcopy(model).to(torch.bfloat16)
     variant_dir = tempfile.TemporaryDirectory(prefix="streamscore-int8-attention-")
     engines = {
         "ort-fp32": Scorer(bundle_path, variant="fp32", device="cpu", threads=threads, **WHOLE_CALL),
@@ -182,12 +209,13 @@ def run_model_bench(
             mask = np.ones_like(input_ids)
             t_ids, t_mask = torch.from_numpy(input_ids), torch.from_numpy(mask)
 
-            def eager() -> None:
+            def eager(m=model) -> None:
                 with torch.inference_mode():
-                    model(t_ids, t_mask)
+                    m(t_ids, t_mask)
 
             reps = _repeats(batch)
-            results.append(Measurement("pytorch-eager-fp32", batch, length, _median_seconds(eager, reps), reps))
+            results.append(Measurement(EAGER, batch, length, _median_seconds(eager, reps), reps))
+            results.append(Measurement(BF16, batch, length, _median_seconds(lambda: eager(bf16_model), reps), reps))
             for name, scorer in engines.items():
                 results.append(
                     Measurement(
@@ -204,6 +232,7 @@ def run_model_bench(
             "threads": threads,
         },
         "providers": {name: s.providers for name, s in engines.items()},
+        "onednn_bf16_linear": onednn_isa(threads),
         "bundle": manifest["version"],
         "batch_sizes": list(batch_sizes),
         "seq_lengths": list(seq_lengths),
@@ -221,7 +250,9 @@ def run_model_bench(
         ],
     }
     report["speedup_vs_eager"] = _speedups(report["results"])
-    report["label_agreement_with_fp32"] = {"texts": len(texts), **label_agreement(engines, texts)}
+    labels = {name: [p["label"] for p in scorer.sentiment(texts)] for name, scorer in engines.items()}
+    labels[BF16] = torch_sentiment_labels(bf16_model, tok, texts)
+    report["label_agreement_with_fp32"] = {"texts": len(texts), **label_agreement(labels)}
     variant_dir.cleanup()
     report["op_profile"] = {
         "shape": list(OP_PROFILE_SHAPE),
@@ -233,7 +264,7 @@ def run_model_bench(
 
 
 def _speedups(rows: list[dict]) -> list[dict]:
-    eager = {(r["batch_size"], r["seq_len"]): r["seq_per_s"] for r in rows if r["engine"] == "pytorch-eager-fp32"}
+    eager = {(r["batch_size"], r["seq_len"]): r["seq_per_s"] for r in rows if r["engine"] == EAGER}
     return [
         {
             "engine": r["engine"],
@@ -242,7 +273,7 @@ def _speedups(rows: list[dict]) -> list[dict]:
             "ratio": round(r["seq_per_s"] / eager[(r["batch_size"], r["seq_len"])], 2),
         }
         for r in rows
-        if r["engine"] != "pytorch-eager-fp32"
+        if r["engine"] != EAGER
     ]
 
 
@@ -250,19 +281,21 @@ def write_model_report(report: dict, out_dir: Path) -> None:
     plt = pyplot()
     write_json(out_dir, "model", report)
     rows = report["results"]
-    engines = sorted({r["engine"] for r in rows}, key=lambda e: ("pytorch" not in e, e))
+    engines = sorted({r["engine"] for r in rows}, key=lambda e: (e != EAGER, "pytorch" not in e, e))
     ratio = {(s["engine"], s["batch_size"], s["seq_len"]): s["ratio"] for s in report["speedup_vs_eager"]}
     lines = [
-        "# Model benchmark: PyTorch eager vs ONNX Runtime fp32 vs ONNX Runtime int8",
+        "# Model benchmark: PyTorch eager fp32 / bf16 vs ONNX Runtime fp32 vs ONNX Runtime int8",
         "",
         f"Bundle `{report['bundle']}`; {report['machine']['threads']} threads on {report['machine']['cpus']} CPUs; "
         f"providers {report['providers']}. Sequences per second (median of repeated runs, fixed-shape batches of real "
         "news tokens) and the ratio to PyTorch eager at the same shape. Regenerate with `streamscore bench model`.",
         "",
+        f"oneDNN on a bf16 linear layer (the {BF16} engine): {report.get('onednn_bf16_linear', 'not recorded')}.",
+        "",
         "| seq len | batch | "
         + " | ".join(engines)
         + " | "
-        + " | ".join(f"{e} ÷ eager" for e in engines if "pytorch" not in e)
+        + " | ".join(f"{e} ÷ eager" for e in engines if e != EAGER)
         + " |",
         "|---|---|" + "---|" * (2 * len(engines) - 1),
     ]
@@ -270,7 +303,7 @@ def write_model_report(report: dict, out_dir: Path) -> None:
     for length in report["seq_lengths"]:
         for batch in report["batch_sizes"]:
             cells = [f"{by_key[(e, batch, length)]['seq_per_s']:.1f}" for e in engines]
-            ratios = [f"{ratio[(e, batch, length)]:.2f}×" for e in engines if "pytorch" not in e]
+            ratios = [f"{ratio[(e, batch, length)]:.2f}×" for e in engines if e != EAGER]
             lines.append(f"| {length} | {batch} | " + " | ".join(cells) + " | " + " | ".join(ratios) + " |")
     agreement = report.get("label_agreement_with_fp32")
     if agreement:
@@ -312,7 +345,7 @@ def write_model_report(report: dict, out_dir: Path) -> None:
     (out_dir / "model.md").write_text("\n".join(lines) + "\n")
 
     sizes, lengths = report["batch_sizes"], report["seq_lengths"]
-    fig, axes = plt.subplots(1, len(lengths), figsize=(5.5 * len(lengths), 4), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(lengths), figsize=(5.5 * len(lengths) + 2, 4), sharey=True, squeeze=False)
     for ax, length in zip(axes[0], lengths):
         for engine in engines:
             ys = [by_key[(engine, b, length)]["seq_per_s"] for b in sizes]
@@ -322,7 +355,7 @@ def write_model_report(report: dict, out_dir: Path) -> None:
         )
         ax.set_xticks(sizes, [str(b) for b in sizes])
         ax.grid(alpha=0.3)
-    axes[0][0].legend()
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.suptitle(f"MiniLM-L6 multi-task model, {report['machine']['threads']} threads")
     fig.tight_layout()
     fig.savefig(out_dir / "model.png", dpi=110)
