@@ -153,6 +153,11 @@ def _row(name: str, dev: dict | None, test: dict, alerts: dict | None, minutes: 
     return "| " + " | ".join(cells) + " |"
 
 
+def _epochs(best: int | list[int]) -> str:
+    """A variant's chosen epoch, or a soup's, one per copy."""
+    return ", ".join(str(e) for e in best) if isinstance(best, list) else str(best)
+
+
 def write_sweep_report(report: dict, out_dir: Path) -> None:
     write_json(out_dir, "sweep", report)
     truth = report["alerts_with_true_labels"]
@@ -211,8 +216,33 @@ def write_sweep_report(report: dict, out_dir: Path) -> None:
                 f"| {h['with']:.3f} / {h['without']:.3f} | {o['test']['accuracy']:.3f} "
                 f"| {o['test']['per_class']['negative']['f1']:.3f} |"
             )
+    soups = [r for r in report["variants"] if r.get("ingredients")]
+    for r in soups:
+        lines += [
+            "",
+            f"*{r['variant']}*: each copy alone, beside the mean of their weights (one model, served at the same "
+            "speed). The copies' spread is what the training seed alone moves:",
+            "",
+            "| copy (training seed) | best epoch | dev acc | dev macro-F1 | dev neg F1 | test acc | test macro-F1 "
+            "| test neg F1 |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        for c in r["ingredients"]:
+            d, t = c["dev"], c["test"]
+            lines.append(
+                f"| {c['training_seed']} | {c['best_epoch']} | {d['accuracy']:.3f} | {d['macro_f1']:.3f} "
+                f"| {d['negative_f1']:.3f} | {t['accuracy']:.3f} | {t['macro_f1']:.3f} | {t['negative_f1']:.3f} |"
+            )
+        d, t = r["dev"], r["test"]
+        lines.append(
+            f"| **mean of the weights** | | {d['accuracy']:.3f} | {d['macro_f1']:.3f} "
+            f"| {d['per_class']['negative']['f1']:.3f} | {t['accuracy']:.3f} | {t['macro_f1']:.3f} "
+            f"| {t['per_class']['negative']['f1']:.3f} |"
+        )
     lines += ["", "| variant | what it changes | best epoch | precision |", "|---|---|---|---|"]
-    lines += [f"| {r['variant']} | {r['about']} | {r['best_epoch']} | {r['precision']} |" for r in report["variants"]]
+    lines += [
+        f"| {r['variant']} | {r['about']} | {_epochs(r['best_epoch'])} | {r['precision']} |" for r in report["variants"]
+    ]
     (out_dir / "sweep.md").write_text("\n".join(lines) + "\n")
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(9, 4))

@@ -11,6 +11,7 @@ dev by the trainer's own rule, the variant on dev; test is reported for every va
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,7 @@ from trainer.model import MultiTaskTextModel
 from trainer.profiles import Profile, get_profile
 from trainer.tokenizer import load_tokenizer
 from trainer.training import choose_device, fine_tune_text, seed_everything
+from trainer.weight_soup import average_weights
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +41,10 @@ class Variant:
     name: str
     about: str
     changes: dict = field(default_factory=dict)
+    soup: int = 1
+    """Fine-tune this many copies and score with the mean of their weights (:mod:`trainer.weight_soup`). Every
+    copy starts from the same encoder and heads and sees the same splits; copy i shuffles its batches and draws
+    its dropout from the training seed ``seed + i``, so copy 0 is the variant without a soup."""
 
 
 DISTILLED = {"distill_alpha": 0.5, "distill_temperature": 2.0}
@@ -54,6 +60,7 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("distil-negw-1.5", "α 0.5, T 2, negative class weight 1.5", {**DISTILLED, "negative_class_weight": 1.5}),
     Variant("distil-rdrop-1", "α 0.5, T 2, R-Drop α 1", {**DISTILLED, "rdrop_alpha": 1.0}),
     Variant("distil-fp32", "α 0.5, T 2, fp32 instead of bf16 autocast", {**DISTILLED, "precision": "fp32"}),
+    Variant("distil-soup-4", "α 0.5, T 2, mean of the weights of 4 copies (training seeds 0–3)", DISTILLED, soup=4),
 )
 
 
@@ -86,6 +93,9 @@ class VariantResult:
     dev_labels: np.ndarray
     """Dev's softmax and labels, which a decision offset (:mod:`trainer.decision_bias`) is chosen on."""
     test_labels: np.ndarray
+    ingredients: list[dict] = field(default_factory=list)
+    """A soup's copies, each scored alone: its training seed, chosen epoch, dev and test accuracy and macro-F1,
+    and negative-class F1 (what the seeds alone spread over, beside what their mean weights give)."""
 
     def to_dict(self) -> dict:
         return {
@@ -98,31 +108,68 @@ class VariantResult:
             "dev": self.dev,
             "test": self.test,
             "seconds": round(self.seconds, 1),
+            **({"ingredients": self.ingredients} if self.ingredients else {}),
         }
 
 
+def _scores(model: MultiTaskTextModel, tokenizer, splits, device) -> tuple[dict, dict]:
+    """Dev and test reports, and the softmax on each, of the model's sentiment head."""
+    limit = model.config.max_length_sentiment
+    reports, probabilities = {}, {}
+    for name, part in (("dev", splits.sentiment_dev), ("test", splits.sentiment_test)):
+        logits = predict_texts(model, tokenizer, part.texts, limit, device=device)["sentiment_logits"]
+        probabilities[name] = torch.softmax(torch.as_tensor(logits), dim=-1).numpy()
+        reports[name] = classification_report(part.labels, logits.argmax(-1), SENTIMENT_LABELS)
+    return reports, probabilities
+
+
+def _summary(report: dict) -> dict:
+    return {
+        "accuracy": round(report["accuracy"], 4),
+        "macro_f1": round(report["macro_f1"], 4),
+        "negative_f1": round(report["per_class"]["negative"]["f1"], 4),
+    }
+
+
 def train_variant(settings: Settings, variant: Variant, state_dir: Path) -> tuple[VariantResult, list[str]]:
-    """Fine-tune one variant; its dev and test reports and test probabilities, and the test texts."""
+    """Fine-tune one variant (every copy of a soup); its dev and test reports and test probabilities, and the
+    test texts."""
     profile = variant_profile(variant)
     seed = settings.seed
-    seed_everything(seed)
     if settings.torch_threads:
         torch.set_num_threads(settings.torch_threads)
     device = choose_device(settings.device)
     encoder_dir = pretrained_encoder_dir(settings.encoder_dir)
     splits = load_text_splits(DataSources(settings.data_dir), profile, seed)
     tokenizer = load_tokenizer(encoder_dir, collapse_links=profile.collapse_links)
-    model = MultiTaskTextModel.from_pretrained_encoder(encoder_dir)
     started = time.perf_counter()
-    history = fine_tune_text(model, tokenizer, splits, profile, device, state_dir, seed)
+    states, histories, ingredients = [], [], []
+    for copy in range(variant.soup):
+        seed_everything(seed)
+        model = MultiTaskTextModel.from_pretrained_encoder(encoder_dir)
+        if copy:
+            torch.manual_seed(seed + copy)
+        copy_state = state_dir / f"copy-{copy}"
+        history = fine_tune_text(model, tokenizer, splits, profile, device, copy_state, seed + copy)
+        shutil.rmtree(copy_state, ignore_errors=True)  # a copy's resume state (345 MB) is of no use once it is done
+        histories.append(history)
+        if variant.soup > 1:
+            reports, _ = _scores(model, tokenizer, splits, device)
+            ingredients.append(
+                {
+                    "training_seed": seed + copy,
+                    "best_epoch": history["best_epoch"],
+                    "dev": _summary(reports["dev"]),
+                    "test": _summary(reports["test"]),
+                }
+            )
+            states.append({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+            logger.info("soup copy done", extra={"variant": variant.name, "copy": copy, **ingredients[-1]["dev"]})
+    if variant.soup > 1:
+        model.load_state_dict(average_weights(states))
+        history = {**histories[0], "best_epoch": [h["best_epoch"] for h in histories]}
     seconds = time.perf_counter() - started
-    limit = model.config.max_length_sentiment
-    reports = {}
-    probabilities = {}
-    for name, part in (("dev", splits.sentiment_dev), ("test", splits.sentiment_test)):
-        logits = predict_texts(model, tokenizer, part.texts, limit, device=device)["sentiment_logits"]
-        probabilities[name] = torch.softmax(torch.as_tensor(logits), dim=-1).numpy()
-        reports[name] = classification_report(part.labels, logits.argmax(-1), SENTIMENT_LABELS)
+    reports, probabilities = _scores(model, tokenizer, splits, device)
     logger.info(
         "variant done",
         extra={
@@ -142,5 +189,6 @@ def train_variant(settings: Settings, variant: Variant, state_dir: Path) -> tupl
         probabilities["dev"],
         np.asarray(splits.sentiment_dev.labels),
         np.asarray(splits.sentiment_test.labels),
+        ingredients,
     )
     return result, list(splits.sentiment_test.texts)

@@ -87,3 +87,26 @@ def test_a_variant_saved_with_dev_probabilities_gets_an_offset_chosen_on_dev(
     assert offset["dev_macro_f1_held_out"]["with"] > offset["dev_macro_f1_held_out"]["without"]
     table = (tmp_path / "sweep.md").read_text()
     assert "distil-a0.5-T2 + offset (+" in table and "held out" in table
+
+
+def test_a_soup_is_reported_with_each_copy_beside_the_mean_of_their_weights(settings: Settings, tmp_path: Path) -> None:
+    plans = plan_tickers(settings.data_dir)
+    truth = {text: negative for plan in plans for text, negative in plan.headlines}
+    _save(tmp_path, "distil-soup-4", 0.76, truth)
+    saved = tmp_path / VARIANTS_DIR / "distil-soup-4.json"
+    record = json.loads(saved.read_text())
+    copy = {"accuracy": 0.871, "macro_f1": 0.832, "negative_f1": 0.771}
+    record |= {
+        "best_epoch": [3, 2],
+        "ingredients": [
+            {"training_seed": 13, "best_epoch": 3, "dev": copy, "test": copy},
+            {"training_seed": 14, "best_epoch": 2, "dev": copy, "test": copy},
+        ],
+    }
+    saved.write_text(json.dumps(record))
+    report = run_sweep(settings, tmp_path, ["distil-soup-4"])
+    assert [c["training_seed"] for c in report["variants"][0]["ingredients"]] == [13, 14]
+    table = (tmp_path / "sweep.md").read_text()
+    assert "| 14 | 2 | 0.871 | 0.832 | 0.771 | 0.871 | 0.832 | 0.771 |" in table
+    assert "| **mean of the weights** | | 0.800 | 0.760 | 0.800 | 0.800 | 0.700 | 0.800 |" in table
+    assert "| 3, 2 | bf16 |" in table
