@@ -47,6 +47,11 @@ class Profile:
     sentiment_only: bool = False
     """Train and select epochs on the sentiment task alone: the recipe sweep (``streamscore sweep
     sentiment``), where review batches would only add cost to every variant alike."""
+    soup: int = 1
+    """Fine-tune this many copies of the text model and keep the mean of their weights (a uniform model soup,
+    :mod:`trainer.weight_soup`): one model at serving, ``soup`` times the text training. The copies share the
+    splits, the pretrained encoder and the initial heads; copy i shuffles its batches and draws its dropout
+    from the training seed ``seed + i``, so copy 0 is the run without a soup."""
     lora: bool = False
     lora_rank: int = 16
     lora_lr: float = 5e-4

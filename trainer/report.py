@@ -155,6 +155,13 @@ def _row(name: str, values: list[float | str]) -> str:
     return f"| {name} | " + " | ".join(cells) + " |"
 
 
+def _best_epochs(best: object) -> str:
+    """The chosen epoch, or a soup's, one per copy."""
+    if isinstance(best, list):
+        return f"{', '.join(str(e) for e in best)} (one per copy; the model is the mean of their weights)"
+    return str(best)
+
+
 def render_markdown(m: dict, history: dict) -> str:
     s, r, mr, rk = m["sentiment"], m["review_rating"], m["movielens_rating"], m["movielens_ranking"]
     lines = [
@@ -241,7 +248,7 @@ def render_markdown(m: dict, history: dict) -> str:
         "## Training",
         "",
         f"Precision {history.get('precision', '?')} on {history.get('device', '?')}; best epoch "
-        f"{history.get('best_epoch', '?')}; "
+        f"{_best_epochs(history.get('best_epoch', '?'))}; "
         f"recommender epochs: rating {history.get('recommender', {}).get('rating_epochs', '?')}, ranking "
         f"{history.get('recommender', {}).get('ranking_epochs', '?')}; "
         "links "

@@ -11,7 +11,6 @@ dev by the trainer's own rule, the variant on dev; test is reported for every va
 from __future__ import annotations
 
 import logging
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,8 +27,7 @@ from trainer.inference import predict_texts
 from trainer.model import MultiTaskTextModel
 from trainer.profiles import Profile, get_profile
 from trainer.tokenizer import load_tokenizer
-from trainer.training import choose_device, fine_tune_text, seed_everything
-from trainer.weight_soup import average_weights
+from trainer.training import choose_device, fine_tune_soup
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +39,6 @@ class Variant:
     name: str
     about: str
     changes: dict = field(default_factory=dict)
-    soup: int = 1
-    """Fine-tune this many copies and score with the mean of their weights (:mod:`trainer.weight_soup`). Every
-    copy starts from the same encoder and heads and sees the same splits; copy i shuffles its batches and draws
-    its dropout from the training seed ``seed + i``, so copy 0 is the variant without a soup."""
 
 
 DISTILLED = {"distill_alpha": 0.5, "distill_temperature": 2.0}
@@ -60,7 +54,9 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("distil-negw-1.5", "α 0.5, T 2, negative class weight 1.5", {**DISTILLED, "negative_class_weight": 1.5}),
     Variant("distil-rdrop-1", "α 0.5, T 2, R-Drop α 1", {**DISTILLED, "rdrop_alpha": 1.0}),
     Variant("distil-fp32", "α 0.5, T 2, fp32 instead of bf16 autocast", {**DISTILLED, "precision": "fp32"}),
-    Variant("distil-soup-4", "α 0.5, T 2, mean of the weights of 4 copies (training seeds 0–3)", DISTILLED, soup=4),
+    Variant(
+        "distil-soup-4", "α 0.5, T 2, mean of the weights of 4 copies (training seeds 0–3)", {**DISTILLED, "soup": 4}
+    ),
 )
 
 
@@ -143,31 +139,24 @@ def train_variant(settings: Settings, variant: Variant, state_dir: Path) -> tupl
     splits = load_text_splits(DataSources(settings.data_dir), profile, seed)
     tokenizer = load_tokenizer(encoder_dir, collapse_links=profile.collapse_links)
     started = time.perf_counter()
-    states, histories, ingredients = [], [], []
-    for copy in range(variant.soup):
-        seed_everything(seed)
-        model = MultiTaskTextModel.from_pretrained_encoder(encoder_dir)
-        if copy:
-            torch.manual_seed(seed + copy)
-        copy_state = state_dir / f"copy-{copy}"
-        history = fine_tune_text(model, tokenizer, splits, profile, device, copy_state, seed + copy)
-        shutil.rmtree(copy_state, ignore_errors=True)  # a copy's resume state (345 MB) is of no use once it is done
-        histories.append(history)
-        if variant.soup > 1:
-            reports, _ = _scores(model, tokenizer, splits, device)
-            ingredients.append(
-                {
-                    "training_seed": seed + copy,
-                    "best_epoch": history["best_epoch"],
-                    "dev": _summary(reports["dev"]),
-                    "test": _summary(reports["test"]),
-                }
-            )
-            states.append({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
-            logger.info("soup copy done", extra={"variant": variant.name, "copy": copy, **ingredients[-1]["dev"]})
-    if variant.soup > 1:
-        model.load_state_dict(average_weights(states))
-        history = {**histories[0], "best_epoch": [h["best_epoch"] for h in histories]}
+    ingredients: list[dict] = []
+
+    def score_copy(copy: int, model: MultiTaskTextModel, history: dict) -> None:
+        if profile.soup == 1:
+            return
+        reports, _ = _scores(model, tokenizer, splits, device)
+        ingredients.append(
+            {
+                "training_seed": seed + copy,
+                "best_epoch": history["best_epoch"],
+                "dev": _summary(reports["dev"]),
+                "test": _summary(reports["test"]),
+            }
+        )
+
+    model, history = fine_tune_soup(
+        encoder_dir, tokenizer, splits, profile, device, state_dir, seed, on_copy=score_copy
+    )
     seconds = time.perf_counter() - started
     reports, probabilities = _scores(model, tokenizer, splits, device)
     logger.info(

@@ -12,6 +12,7 @@ import logging
 import random
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from trainer.recommender import EncodedInteractions, IdIndex, RecommenderConfig,
 from trainer.sentiment_loss import class_weights, rdrop_consistency
 from trainer.text_batches import TokenizedTexts, collate, length_grouped_batches, tokenize
 from trainer.tokenizer import load_tokenizer
+from trainer.weight_soup import average_weights
 
 logger = logging.getLogger(__name__)
 
@@ -326,6 +328,49 @@ def fine_tune_text(
     return history
 
 
+def fine_tune_soup(
+    encoder_dir: Path,
+    tokenizer,
+    splits: TextSplits,
+    profile: Profile,
+    device: torch.device,
+    state_dir: Path,
+    seed: int,
+    resume: bool = False,
+    on_copy: Callable[[int, MultiTaskTextModel, dict], None] | None = None,
+) -> tuple[MultiTaskTextModel, dict]:
+    """Fine-tune ``profile.soup`` copies of the text model from the pretrained encoder and return one model with
+    the mean of their weights, and the history (copy 0's, with every copy's chosen epoch when there are more).
+
+    Every copy starts from the same heads (drawn from ``seed``); copy i trains with ``seed + i``, and keeps its
+    resume state in ``state_dir/copy-i`` (copy 0 in ``state_dir`` itself, where a run without a soup keeps it).
+    ``on_copy(i, model, history)`` sees each copy before the average (the sweep scores them one by one)."""
+    if profile.soup < 1:
+        raise ConfigurationError(f"profile {profile.name}: soup must be at least 1, got {profile.soup}")
+    states, histories = [], []
+    for copy in range(profile.soup):
+        seed_everything(seed)
+        model = MultiTaskTextModel.from_pretrained_encoder(encoder_dir)
+        if copy:
+            torch.manual_seed(seed + copy)
+        copy_state = state_dir / f"copy-{copy}" if copy else state_dir
+        history = fine_tune_text(model, tokenizer, splits, profile, device, copy_state, seed + copy, resume)
+        histories.append(history)
+        if on_copy is not None:
+            on_copy(copy, model, history)
+        if profile.soup > 1:
+            states.append({k: v.detach().cpu().clone() for k, v in model.state_dict().items()})
+            logger.info("soup copy done", extra={"copy": copy, "best_epoch": history["best_epoch"]})
+    if profile.soup == 1:
+        return model, histories[0]
+    model.load_state_dict(average_weights(states))
+    return model, {
+        **histories[0],
+        "best_epoch": [h["best_epoch"] for h in histories],
+        "soup_copies": [{"best_epoch": h["best_epoch"], "epochs": h["epochs"]} for h in histories],
+    }
+
+
 def recommender_data(
     splits: InteractionSplits, users: IdIndex, items: IdIndex, item_embeddings: np.ndarray
 ) -> tuple[RecommenderData, RecommenderData, RecommenderData, RecommenderData]:
@@ -379,9 +424,10 @@ def run_training(
         "data loaded", extra={**text_splits.sizes(), **{f"interactions_{k}": v for k, v in ml_splits.sizes().items()}}
     )
     tokenizer = load_tokenizer(encoder_dir, collapse_links=profile.collapse_links)
-    model = MultiTaskTextModel.from_pretrained_encoder(encoder_dir)
     setup_seconds = time.perf_counter() - started
-    history = fine_tune_text(model, tokenizer, text_splits, profile, device, run_dir / STATE_DIR, seed, resume)
+    model, history = fine_tune_soup(
+        encoder_dir, tokenizer, text_splits, profile, device, run_dir / STATE_DIR, seed, resume
+    )
     text_seconds = time.perf_counter() - started
 
     item_embeddings = predict_texts(
@@ -418,7 +464,8 @@ def run_training(
     )
     history["recommender"] = rec_log
     # Epoch times come from the history so that a resumed run still reports the whole training time.
-    text_total = sum(e["seconds"] for e in history["epochs"])
+    copies = history.get("soup_copies") or [history]
+    text_total = sum(e["seconds"] for copy in copies for e in copy["epochs"])
     after_text = time.perf_counter() - started - text_seconds
     history["seconds"] = {
         "setup": round(setup_seconds, 1),

@@ -17,7 +17,7 @@ from trainer.profiles import get_profile
 from trainer.sentiment_loss import NEGATIVE_CLASS, class_weights, rdrop_consistency
 from trainer.sentiment_recipes import VARIANTS, Variant, variant_named, variant_profile
 from trainer.tokenizer import load_tokenizer
-from trainer.training import fine_tune_text, parameter_groups, use_bf16
+from trainer.training import fine_tune_soup, fine_tune_text, parameter_groups, use_bf16
 
 
 def test_class_weight_one_is_plain_cross_entropy_and_more_lifts_the_negative_share() -> None:
@@ -111,3 +111,35 @@ def test_sentiment_only_fine_tuning_runs_every_option_and_selects_on_sentiment(d
     assert "review_mae" not in epoch and epoch["score"] == epoch["sentiment_macro_f1"]
     assert np.isfinite(history["steps"][-1]["sentiment_loss"])
     assert not torch.equal(model.sentiment_head.weight, before)
+
+
+@pytest.mark.integration
+def test_a_soup_fine_tunes_copies_that_differ_only_in_training_seed_and_keeps_their_mean(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    profile = get_profile("quick").with_overrides(
+        sentiment_only=True, sentiment_train_limit=96, eval_limit=32, batch_size=16, precision="fp32", soup=2
+    )
+    splits = load_text_splits(DataSources(data_dir), profile, 13)
+    encoder_dir = pretrained_encoder_dir()
+    copies: list[dict] = []
+    model, history = fine_tune_soup(
+        encoder_dir,
+        load_tokenizer(encoder_dir),
+        splits,
+        profile,
+        torch.device("cpu"),
+        tmp_path / "state",
+        13,
+        on_copy=lambda i, m, h: copies.append({k: v.clone() for k, v in m.state_dict().items()}),
+    )
+    assert len(copies) == 2 and history["best_epoch"] == [1, 1] and len(history["soup_copies"]) == 2
+    head = "sentiment_head.weight"
+    # the same initial heads, different batch order and dropout: the copies end apart, the soup between them
+    assert not torch.equal(copies[0][head], copies[1][head])
+    assert torch.allclose(model.state_dict()[head], (copies[0][head] + copies[1][head]) / 2, atol=1e-6)
+    assert (tmp_path / "state" / "trainer_state.pt").is_file() and (tmp_path / "state" / "copy-1").is_dir()
+    with pytest.raises(ConfigurationError, match="soup must be at least 1"):
+        fine_tune_soup(
+            encoder_dir, None, splits, profile.with_overrides(soup=0), torch.device("cpu"), tmp_path / "x", 13
+        )
