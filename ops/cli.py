@@ -154,6 +154,14 @@ def train(
             help="Tokenize links as they are instead of as one placeholder word (for texts whose links carry meaning)."
         ),
     ] = False,
+    soup: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Fine-tune this many copies (training seeds seed, seed+1, …) and keep the mean of their weights: "
+            "one model at serving, that many times the text training.",
+        ),
+    ] = None,
     sentiment_file: Annotated[
         Path | None, typer.Option(help="Your own text,label file instead of the news set.")
     ] = None,
@@ -182,6 +190,7 @@ def train(
             collapse_links=False if keep_links else None,
             distill_alpha=distill_alpha,
             distill_temperature=distill_temperature,
+            soup=soup,
         )
     except KeyError as exc:
         raise typer.BadParameter(str(exc.args[0])) from None
@@ -485,7 +494,7 @@ def bench_model_command(
     ] = BENCH_OUT,
     texts: Annotated[int, typer.Option(help="News texts used to build the batches.")] = 2000,
 ) -> None:
-    """PyTorch eager fp32 vs ONNX Runtime fp32 vs int8 at batch 1/8/32/128 and length 64/128."""
+    """PyTorch eager fp32 and bf16 vs ONNX Runtime fp32 vs int8 at batch 1/8/32/128 and length 64/128."""
     from ops.bench.model_bench import run_model_bench
     from trainer.data.financial_news import load_financial_news
 
