@@ -55,7 +55,9 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("distil-rdrop-1", "α 0.5, T 2, R-Drop α 1", {**DISTILLED, "rdrop_alpha": 1.0}),
     Variant("distil-fp32", "α 0.5, T 2, fp32 instead of bf16 autocast", {**DISTILLED, "precision": "fp32"}),
     Variant(
-        "distil-soup-4", "α 0.5, T 2, mean of the weights of 4 copies (training seeds 0–3)", {**DISTILLED, "soup": 4}
+        "distil-soup-4",
+        "α 0.5, T 2, mean of the weights of 4 copies (training seeds seed … seed + 3)",
+        {**DISTILLED, "soup": 4},
     ),
 )
 
