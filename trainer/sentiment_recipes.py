@@ -55,6 +55,11 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("distil-rdrop-1", "α 0.5, T 2, R-Drop α 1", {**DISTILLED, "rdrop_alpha": 1.0}),
     Variant("distil-fp32", "α 0.5, T 2, fp32 instead of bf16 autocast", {**DISTILLED, "precision": "fp32"}),
     Variant(
+        "hard-labels-soup-4",
+        "hard labels only, mean of the weights of 4 copies (training seeds seed … seed + 3)",
+        {"distill_alpha": 0.0, "soup": 4},
+    ),
+    Variant(
         "distil-soup-4",
         "α 0.5, T 2, mean of the weights of 4 copies (training seeds seed … seed + 3)",
         {**DISTILLED, "soup": 4},
