@@ -245,7 +245,7 @@ def write_sweep_report(report: dict, out_dir: Path) -> None:
     ]
     (out_dir / "sweep.md").write_text("\n".join(lines) + "\n")
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(9, 4))
+    fig, ax = plt.subplots(figsize=(11, 4))
     names = [r["variant"] for r in report["variants"]]
     series = {
         "dev accuracy": [r["dev"]["accuracy"] for r in report["variants"]],
@@ -255,12 +255,17 @@ def write_sweep_report(report: dict, out_dir: Path) -> None:
     width = 0.27
     for i, (label, values) in enumerate(series.items()):
         ax.bar([x + i * width for x in range(len(names))], values, width, label=label)
+    spans = [(x, [c["test"]["accuracy"] for c in r.get("ingredients", [])]) for x, r in enumerate(report["variants"])]
+    for n, (x, copies) in enumerate((x, c) for x, c in spans if c):
+        # a soup: the range its copies' test accuracy spans, the training seed's own noise
+        label = "a soup's copies, test accuracy range" if n == 0 else None
+        ax.vlines(x + width, min(copies), max(copies), color="black", linewidth=1.5, label=label)
     ax.axhline(0.885, color="black", linestyle="--", linewidth=0.8, label="accuracy target 0.885")
     ax.axhline(0.80, color="grey", linestyle=":", linewidth=0.8, label="negative F1 target 0.80")
     ax.set_xticks([x + width for x in range(len(names))], names, rotation=30, ha="right", fontsize=8)
     ax.set_ylim(0.7, 0.92)
     ax.set_title("Sentiment recipes for MiniLM-L6 (sentiment task alone)")
-    ax.legend(fontsize=7, loc="lower right")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     fig.tight_layout()
     fig.savefig(out_dir / "sweep.png", dpi=120)
     plt.close(fig)
