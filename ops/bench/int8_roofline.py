@@ -109,23 +109,28 @@ def int8_unit(ops_per_cycle_per_core: float | None, units: dict[str, bool]) -> s
     return f"AVX-512 VNNI or narrower (within what 256-bit units reach){held}"
 
 
+def torch_gops(dtype_name: str, threads: int, min_seconds: float) -> dict[str, float]:
+    """PyTorch GOPS of ``torch.nn.functional.linear`` in ``dtype_name`` at every shape: one function for this
+    process and for the child that runs it with AMX held back."""
+    import torch
+
+    torch.set_num_threads(threads)
+    dtype = getattr(torch, dtype_name)
+    gops = {}
+    for label, (m, k, n) in SHAPES.items():
+        x, w = torch.randn(m, k, dtype=dtype), torch.randn(n, k, dtype=dtype)
+        with torch.inference_mode():
+            seconds = _best_seconds(lambda x=x, w=w: torch.nn.functional.linear(x, w), min_seconds)
+        gops[label] = 2 * m * k * n / seconds / 1e9
+    return gops
+
+
 def bf16_gops_without_amx(threads: int, min_seconds: float) -> dict[str, float]:
-    """PyTorch bf16 GOPS at every shape with oneDNN held to AVX-512 (``ONEDNN_MAX_CPU_ISA``), in a child process
+    """:func:`torch_gops` in bf16 with oneDNN held to AVX-512 (``ONEDNN_MAX_CPU_ISA``), in a child process
     because oneDNN reads the cap once: beside ``torch-bf16`` it is what AMX gives a bf16 layer, on one CPU."""
     code = (
-        "import json, sys, time, torch\n"
-        f"torch.set_num_threads({threads})\n"
-        "out = {}\n"
-        f"for label, (m, k, n) in {SHAPES!r}.items():\n"
-        "    x, w = torch.randn(m, k, dtype=torch.bfloat16), torch.randn(n, k, dtype=torch.bfloat16)\n"
-        "    with torch.inference_mode():\n"
-        "        torch.nn.functional.linear(x, w)\n"
-        "        best, began = float('inf'), time.perf_counter()\n"
-        f"        while time.perf_counter() - began < {min_seconds}:\n"
-        "            t0 = time.perf_counter(); torch.nn.functional.linear(x, w)\n"
-        "            best = min(best, time.perf_counter() - t0)\n"
-        "    out[label] = 2 * m * k * n / best / 1e9\n"
-        "print(json.dumps(out))\n"
+        "import json; from ops.bench.int8_roofline import torch_gops; "
+        f"print(json.dumps(torch_gops('bfloat16', {threads}, {min_seconds})))"
     )
     env = os.environ | {"ONEDNN_MAX_CPU_ISA": NO_AMX_ISA}
     done = subprocess.run(
@@ -197,10 +202,11 @@ def _best_seconds(run, min_seconds: float) -> float:
 
 
 def gemm_sweep(threads: int, min_seconds: float) -> list[dict]:
-    import torch
-
-    torch.set_num_threads(threads)
-    without_amx = bf16_gops_without_amx(threads, min_seconds)
+    torch_figures = {
+        "torch-fp32": torch_gops("float32", threads, min_seconds),
+        "torch-bf16": torch_gops("bfloat16", threads, min_seconds),
+        "torch-bf16-no-amx": bf16_gops_without_amx(threads, min_seconds),
+    }
     rows = []
     for label, (m, k, n) in SHAPES.items():
         ops = 2 * m * k * n
@@ -212,12 +218,7 @@ def gemm_sweep(threads: int, min_seconds: float) -> list[dict]:
         ):
             session, feed = _gemm_session(kind, m, k, n, threads)
             figures[name] = ops / _best_seconds(lambda s=session, f=feed: s.run(None, f), min_seconds) / 1e9
-        for dtype, name in ((torch.float32, "torch-fp32"), (torch.bfloat16, "torch-bf16")):
-            x, w = torch.randn(m, k, dtype=dtype), torch.randn(n, k, dtype=dtype)
-            with torch.inference_mode():
-                seconds = _best_seconds(lambda x=x, w=w: torch.nn.functional.linear(x, w), min_seconds)
-            figures[name] = ops / seconds / 1e9
-        figures["torch-bf16-no-amx"] = without_amx[label]
+        figures |= {name: by_shape[label] for name, by_shape in torch_figures.items()}
         rows.append({"shape": label, "m": m, "k": k, "n": n} | {e: round(g, 1) for e, g in figures.items()})
     return rows
 
