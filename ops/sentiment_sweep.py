@@ -23,6 +23,7 @@ from streamscore.settings import Settings
 from trainer.data.formats import SENTIMENT_LABELS
 from trainer.decision_bias import biased_report, choose_bias, cross_fitted, predict_with_bias
 from trainer.distillation import text_key
+from trainer.report import chosen_epochs
 from trainer.sentiment_recipes import VARIANTS, Variant, train_variant, variant_named
 from worker.runtime import alert_rule
 
@@ -153,11 +154,6 @@ def _row(name: str, dev: dict | None, test: dict, alerts: dict | None, minutes: 
     return "| " + " | ".join(cells) + " |"
 
 
-def _epochs(best: int | list[int]) -> str:
-    """A variant's chosen epoch, or a soup's, one per copy."""
-    return ", ".join(str(e) for e in best) if isinstance(best, list) else str(best)
-
-
 def write_sweep_report(report: dict, out_dir: Path) -> None:
     write_json(out_dir, "sweep", report)
     truth = report["alerts_with_true_labels"]
@@ -241,7 +237,8 @@ def write_sweep_report(report: dict, out_dir: Path) -> None:
         )
     lines += ["", "| variant | what it changes | best epoch | precision |", "|---|---|---|---|"]
     lines += [
-        f"| {r['variant']} | {r['about']} | {_epochs(r['best_epoch'])} | {r['precision']} |" for r in report["variants"]
+        f"| {r['variant']} | {r['about']} | {chosen_epochs(r['best_epoch'])} | {r['precision']} |"
+        for r in report["variants"]
     ]
     (out_dir / "sweep.md").write_text("\n".join(lines) + "\n")
     plt = pyplot()

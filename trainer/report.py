@@ -155,11 +155,14 @@ def _row(name: str, values: list[float | str]) -> str:
     return f"| {name} | " + " | ".join(cells) + " |"
 
 
-def _best_epochs(best: object) -> str:
+def chosen_epochs(best: object) -> str:
     """The chosen epoch, or a soup's, one per copy."""
-    if isinstance(best, list):
-        return f"{', '.join(str(e) for e in best)} (one per copy; the model is the mean of their weights)"
-    return str(best)
+    return ", ".join(str(e) for e in best) if isinstance(best, list) else str(best)
+
+
+def _best_epochs(best: object) -> str:
+    soup = " (one per copy; the model is the mean of their weights)" if isinstance(best, list) else ""
+    return chosen_epochs(best) + soup
 
 
 def render_markdown(m: dict, history: dict) -> str:
