@@ -25,9 +25,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import weakref
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -77,15 +78,6 @@ def load_cuda_libraries() -> None:
         logger.warning("CUDA libraries from the nvidia wheels did not load: %s", exc)
 
 
-@dataclass(frozen=True)
-class TextScores:
-    """Outputs for a list of texts, in input order, plus how many tokens each text was cut to."""
-
-    outputs: dict[str, np.ndarray]
-    lengths: np.ndarray
-    truncated: np.ndarray
-
-
 @dataclass
 class CallUsage:
     """Running totals of what the text model has been fed: real tokens, tokens with the padding, and calls.
@@ -94,6 +86,95 @@ class CallUsage:
     calls: int = 0
     real_tokens: int = 0
     padded_tokens: int = 0
+
+    def __add__(self, other: CallUsage) -> CallUsage:
+        return CallUsage(
+            self.calls + other.calls, self.real_tokens + other.real_tokens, self.padded_tokens + other.padded_tokens
+        )
+
+
+@dataclass(frozen=True)
+class TextScores:
+    """Outputs for a list of texts, in input order, plus how many tokens each text was cut to."""
+
+    outputs: dict[str, np.ndarray]
+    lengths: np.ndarray
+    truncated: np.ndarray
+    usage: CallUsage
+    """What scoring these texts fed the model."""
+
+
+class TextJob:
+    """One batch of texts whose ONNX Runtime calls have been started (:meth:`Scorer.start_texts`).
+
+    ``result()`` waits for the calls and assembles their outputs in input order. ``wait_for_room()`` returns
+    once no more than ``queued_ahead`` of its calls still wait for a pool thread (one per thread): the moment
+    to prepare and queue the next batch. Any later and the threads run dry while the next batch is
+    tokenised and planned (they waited 22 % of a drain when the next batch was handed over only after this
+    one's last call had started, since the longest-first order leaves the shortest calls for last); any
+    earlier and batches pile up in the pool."""
+
+    def __init__(
+        self,
+        size: int,
+        lengths: np.ndarray,
+        truncated: np.ndarray,
+        calls: list[np.ndarray],
+        output_names: list[str],
+        queued_ahead: int,
+    ):
+        self.size = size
+        self.lengths = lengths
+        self.truncated = truncated
+        self.calls = calls
+        self.output_names = output_names
+        self.usage = CallUsage()
+        """What this batch feeds the model (counted as its calls start)."""
+        self.pending: list[Future | list[np.ndarray]] = []
+        """Per call, its outputs, or the future of them when it runs in the pool."""
+        self._waiting = len(calls)
+        self._queued_ahead = queued_ahead
+        self._lock = threading.Lock()
+        self._room = threading.Event()
+        if self._waiting <= queued_ahead:
+            self._room.set()
+
+    def run_call(self, run: Callable[[np.ndarray, np.ndarray], list[np.ndarray]], *feeds: np.ndarray) -> list:
+        """A pool thread's call of this job: counts itself started, then runs."""
+        with self._lock:
+            self._waiting -= 1
+            if self._waiting <= self._queued_ahead:
+                self._room.set()
+        return run(*feeds)
+
+    def wait_for_room(self, timeout: float | None = None) -> bool:
+        """Block until no more than ``queued_ahead`` of this job's calls wait for a pool thread (at once
+        without a pool)."""
+        return self._room.wait(timeout)
+
+    def result(self) -> TextScores:
+        """Every output of every call, in input order (raises what a call raised)."""
+        outputs: dict[str, np.ndarray] = {}
+        for call, pending in zip(self.calls, self.pending):
+            result = pending.result() if isinstance(pending, Future) else pending
+            for name, value in zip(self.output_names, result):
+                if name not in outputs:
+                    outputs[name] = np.zeros((self.size, *value.shape[1:]), dtype=np.float32)
+                outputs[name][call] = value
+        return TextScores(outputs, self.lengths, self.truncated, self.usage)
+
+
+def sentiment_labels(scores: TextScores) -> list[dict]:
+    """Per text: the sentiment label, each class's probability, and whether the text was cut."""
+    probs = softmax(scores.outputs["sentiment_logits"])
+    return [
+        {
+            "label": SENTIMENT_LABELS[int(p.argmax())],
+            **{f"p_{name}": float(v) for name, v in zip(SENTIMENT_LABELS, p)},
+            "truncated": bool(t),
+        }
+        for p, t in zip(probs, scores.truncated)
+    ]
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -193,7 +274,9 @@ class Scorer:
             weakref.finalize(self, self.call_pool.shutdown, wait=False)  # a hot-reloaded scorer frees its threads
         self.usage = CallUsage()
         self.tokenizer = Tokenizer.from_file(str(self.bundle.file("tokenizer.json")))
+        # set once here, never per call: encoding only reads the tokenizer, so two threads may score at once
         self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()
         self.pad_id = int(manifest["text_model"].get("pad_token_id", 0))
         rec = json.loads(self.bundle.file("recommender.json").read_text())
         self.user_ids: dict[str, int] = {u: i + 1 for i, u in enumerate(rec["users"])}
@@ -212,8 +295,7 @@ class Scorer:
     def encode(self, texts: Sequence[str], task: str) -> tuple[list[list[int]], np.ndarray]:
         """Token ids per text, cut to the task's maximum length; also whether each text was cut."""
         limit = int(self.limits[TASK_MAX_LENGTH[task]])
-        self.tokenizer.no_truncation()
-        encodings = self.tokenizer.encode_batch(list(texts))
+        encodings = self.tokenizer.encode_batch_fast(list(texts))  # ids only: no offsets to compute
         ids = [e.ids for e in encodings]
         truncated = np.array([len(x) > limit for x in ids])
         return [x if len(x) <= limit else x[: limit - 1] + [x[-1]] for x in ids], truncated
@@ -234,29 +316,37 @@ class Scorer:
 
     def score_texts(self, texts: Sequence[str], task: str) -> TextScores:
         """Every text-model output for ``texts`` (the task picks the truncation length)."""
+        return self.start_texts(texts, task).result()
+
+    def start_texts(self, texts: Sequence[str], task: str) -> TextJob:
+        """Tokenise, plan and start the calls for ``texts``; the job's ``result()`` collects them.
+
+        With a call pool the calls are queued to it and this returns at once, so a caller can prepare its next
+        batch (decode, tokenise, plan) while these calls run, and queue that batch's calls before this one's
+        last call ends: the pool's threads then never wait for the Python between batches
+        (:meth:`TextJob.wait_for_room` says when). Without a pool, or for
+        a single call, the calls run here."""
         ids, truncated = self.encode(texts, task)
         lengths = np.array([len(x) for x in ids], dtype=np.int64)
         calls = cut_into_calls(lengths, self.call_plan, self.token_budget, self.call_cost_tokens)
         if self.call_pool is not None:
             calls = spread_calls(lengths, calls, self.parallel_calls)
-        feeds: list[tuple[np.ndarray, np.ndarray]] = []
-        results: list = []
         pool = self.call_pool if len(calls) > 1 else None
+        ahead = self.parallel_calls if pool is not None else len(calls)
+        job = TextJob(len(texts), lengths, truncated, calls, self.output_names, ahead)
         for call in calls:  # each call starts as soon as it is padded, so padding the next overlaps it
-            feeds.append(self._padded(ids, lengths, call))
-            results.append(pool.submit(self._run, *feeds[-1]) if pool is not None else self._run(*feeds[-1]))
-        if pool is not None:
-            results = [future.result() for future in results]
-        outputs: dict[str, np.ndarray] = {}
-        for call, (_, mask), result in zip(calls, feeds, results):
-            self.usage.calls += 1
-            self.usage.real_tokens += int(lengths[call].sum())
-            self.usage.padded_tokens += mask.size
-            for name, value in zip(self.output_names, result):
-                if name not in outputs:
-                    outputs[name] = np.zeros((len(texts), *value.shape[1:]), dtype=np.float32)
-                outputs[name][call] = value
-        return TextScores(outputs, lengths, truncated)
+            input_ids, mask = self._padded(ids, lengths, call)
+            job.usage.calls += 1
+            job.usage.real_tokens += int(lengths[call].sum())
+            job.usage.padded_tokens += mask.size
+            if pool is not None:
+                job.pending.append(pool.submit(job.run_call, self._run, input_ids, mask))
+            else:
+                job.pending.append(self._run(input_ids, mask))
+        self.usage.calls += job.usage.calls
+        self.usage.real_tokens += job.usage.real_tokens
+        self.usage.padded_tokens += job.usage.padded_tokens
+        return job
 
     def _padded(self, ids: list[list[int]], lengths: np.ndarray, call: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """One call's ``input_ids`` and ``attention_mask``, padded to its longest text."""
@@ -270,16 +360,7 @@ class Scorer:
         return batch, mask
 
     def sentiment(self, texts: Sequence[str]) -> list[dict]:
-        scores = self.score_texts(texts, "sentiment")
-        probs = softmax(scores.outputs["sentiment_logits"])
-        return [
-            {
-                "label": SENTIMENT_LABELS[int(p.argmax())],
-                **{f"p_{name}": float(v) for name, v in zip(SENTIMENT_LABELS, p)},
-                "truncated": bool(t),
-            }
-            for p, t in zip(probs, scores.truncated)
-        ]
+        return sentiment_labels(self.score_texts(texts, "sentiment"))
 
     def review_rating(self, texts: Sequence[str]) -> list[dict]:
         scores = self.score_texts(texts, "review-rating")

@@ -23,7 +23,7 @@ from worker.paths.clicks import ClicksPath
 from worker.paths.core import BatchCore, BatchReport, Emit, PipelineConfig
 from worker.paths.feedback import FeedbackPath
 from worker.paths.items import ItemsPath
-from worker.paths.news import NewsPath, ScoredNews
+from worker.paths.news import NewsPath, ScoredNews, StartedNews
 
 logger = logging.getLogger(__name__)
 
@@ -83,23 +83,39 @@ class Pipeline:
         return self.items.reembed_stale(limit)
 
     def score_ahead(self, records: Sequence[Record]) -> Callable[[], BatchReport]:
-        """Score a news batch now (in the model thread); the step returned stores it (in the store thread).
+        """Start scoring a news batch (in the model thread); the step returned collects the scores and stores
+        them (in the store thread).
+
+        This returns once the batch's calls have nearly all begun, not when they end, so the model thread
+        prepares the next batch while this one's calls still run and the call pool does not wait for it.
 
         The same last line of defence as :meth:`process_batch`, without scoring anything twice and without
-        storing out of order: a batch that fails to score is scored record by record here, and a batch the
-        database refuses is stored record by record by the returned step; a record that still fails becomes a
-        ``processing_error`` dead letter."""
+        storing out of order: a batch that fails to score is scored record by record (here if it failed to
+        start, in the returned step if a call failed), and a batch the database refuses is stored record by
+        record by the returned step; a
+        record that still fails becomes a ``processing_error`` dead letter."""
+        started: StartedNews | None = None
+        scored_alone: list[ScoredNews | Unscored] = []
         try:
-            parts: list[ScoredNews | Unscored] = [self.news.score(records)]
+            started = self.news.start(records)
+            started.wait_for_room()
         except Exception:
             logger.exception("batch not scored; scoring its records one by one", extra={"records": len(records)})
-            parts = [self._score_alone(record) for record in records]
+            scored_alone = [self._score_alone(record) for record in records]
 
         def store() -> BatchReport:
+            parts = scored_alone if started is None else self._finish_scoring(started, records)
             reports = [self._store_scored(part) for part in parts]
             return reports[0] if len(reports) == 1 else merged(reports)
 
         return store
+
+    def _finish_scoring(self, started: StartedNews, records: Sequence[Record]) -> list[ScoredNews | Unscored]:
+        try:
+            return [self.news.finish_scoring(started)]
+        except Exception:
+            logger.exception("batch not scored; scoring its records one by one", extra={"records": len(records)})
+            return [self._score_alone(record) for record in records]
 
     def _score_alone(self, record: Record) -> ScoredNews | Unscored:
         try:

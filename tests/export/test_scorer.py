@@ -239,3 +239,30 @@ def test_score_command_refuses_a_tampered_bundle(bundle: Bundle, tmp_path: Path)
     )
     assert result.exit_code == 1
     assert "checksum mismatch for model.int8.onnx" in result.stderr and result.stdout == ""
+
+
+def test_batches_started_ahead_score_what_one_batch_at_a_time_does(bundle: Bundle, data_dir: Path) -> None:
+    """The worker's news path starts batch N+1's calls while batch N's still run, and scores from two threads
+    when a batch is retried record by record: the outputs are those of plain ``score_texts``, row for row."""
+    import csv
+    from concurrent.futures import ThreadPoolExecutor
+
+    with (data_dir / "twitter_financial_news_sentiment" / "sent_valid.csv").open() as handle:
+        texts = [row["text"] for _, row in zip(range(240), csv.DictReader(handle))]
+    scorer = Scorer(bundle, variant="fp32", threads=2, warm_up=False)
+    batches = [texts[:100], texts[100:180], texts[180:]]
+    expected = [scorer.score_texts(batch, "sentiment").outputs["sentiment_logits"] for batch in batches]
+
+    calls_before = scorer.usage.calls
+    jobs = []
+    for batch in batches:
+        jobs.append(scorer.start_texts(batch, "sentiment"))
+        assert jobs[-1].wait_for_room(30)
+    assert scorer.usage.calls - calls_before == sum(job.usage.calls for job in jobs) >= 3  # counted as started
+    for job, want in zip(jobs, expected):
+        assert np.allclose(job.result().outputs["sentiment_logits"], want, atol=1e-5)
+
+    with ThreadPoolExecutor(2) as threads:
+        both = list(threads.map(lambda batch: scorer.score_texts(batch, "sentiment"), batches[:2]))
+    for got, want in zip(both, expected):
+        assert np.allclose(got.outputs["sentiment_logits"], want, atol=1e-5)

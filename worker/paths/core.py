@@ -19,9 +19,8 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -29,7 +28,7 @@ from pydantic import BaseModel
 from sqlalchemy import Connection
 
 from streamscore.events import DeadLetterEvent, Event
-from streamscore.scorer import Scorer
+from streamscore.scorer import CallUsage, Scorer
 from streamscore.topics import Topics
 from worker.adapters import prometheus as m
 from worker.adapters import results_store as sql
@@ -173,18 +172,13 @@ class BatchCore:
             batches.append(batcher.take())
         return batches
 
-    @contextmanager
-    def inference(self, topic: str, scorer: Scorer) -> Iterator[None]:
-        """Time the text-model calls made inside, and count their calls and tokens (real and padded)."""
-        before = replace(scorer.usage)
-        t0 = time.perf_counter()
-        yield
-        calls = scorer.usage.calls - before.calls
-        if calls:
-            m.INFERENCE_SECONDS.labels(topic).observe(time.perf_counter() - t0)
-            m.MODEL_CALLS.labels(topic).inc(calls)
-            m.MODEL_TOKENS.labels(topic, "real").inc(scorer.usage.real_tokens - before.real_tokens)
-            m.MODEL_TOKENS.labels(topic, "padded").inc(scorer.usage.padded_tokens - before.padded_tokens)
+    def count_inference(self, topic: str, usage: CallUsage, seconds: float) -> None:
+        """Account one batch's text-model calls: their time, their number, and their tokens (real and padded)."""
+        if usage.calls:
+            m.INFERENCE_SECONDS.labels(topic).observe(seconds)
+            m.MODEL_CALLS.labels(topic).inc(usage.calls)
+            m.MODEL_TOKENS.labels(topic, "real").inc(usage.real_tokens)
+            m.MODEL_TOKENS.labels(topic, "padded").inc(usage.padded_tokens)
 
     def sort_redeliveries(
         self,

@@ -10,6 +10,7 @@ import numpy as np
 from sqlalchemy import Connection
 
 from streamscore.events import ItemEvent, item_text
+from streamscore.scorer import CallUsage
 from worker.adapters import results_store as sql
 from worker.adapters.catalog import CandidateCache
 from worker.domain.intake import Accepted, Record
@@ -38,9 +39,12 @@ class ItemsPath:
         items = [latest[k] for k in sorted(latest)]
         texts = [a.event.embedding_text for a in items]
         vectors = np.zeros((len(texts), self.catalog.dim), dtype=np.float32)
-        with core.inference(report.topic, scorer):
-            for chunk in core.token_batches(texts):
-                vectors[chunk] = scorer.embed([texts[i] for i in chunk])
+        usage, t0 = CallUsage(), time.perf_counter()
+        for chunk in core.token_batches(texts):
+            scores = scorer.score_texts([texts[i] for i in chunk], "embed")
+            vectors[chunk] = scores.outputs["embedding"]
+            usage = usage + scores.usage
+        core.count_inference(report.topic, usage, time.perf_counter() - t0)
         rows = [
             {
                 "item_id": a.event.item_id,

@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Connection
 
 from streamscore.events import AlertEvent, DeadLetterEvent, NewsEvent
+from streamscore.scorer import CallUsage, TextJob, sentiment_labels
 from worker.adapters import prometheus as m
 from worker.adapters import results_store as sql
 from worker.domain.alert_states import KnownStates, new_write_id
@@ -19,6 +20,28 @@ from worker.domain.alerts import AlertDecision, EntityState, observe
 from worker.domain.entities import extract_entities
 from worker.domain.intake import Accepted, Record
 from worker.paths.core import BatchCore, BatchReport, Output, to_json, utc
+
+
+@dataclass
+class StartedNews:
+    """A news batch validated, its entities found and its model calls started: what the model thread hands on
+    before the calls end."""
+
+    records: Sequence[Record]
+    report: BatchReport
+    accepted: list[Accepted[NewsEvent]]
+    dead: list[DeadLetterEvent]
+    jobs: list[tuple[list[int], TextJob]]
+    """Per inference chunk, the positions in ``accepted`` it scores and its started calls."""
+    entities: dict[str, list[str]]
+    version: str
+    started: float
+
+    def wait_for_room(self) -> None:
+        """Until the batch's calls have nearly all started: then the next batch is prepared and queued behind
+        them."""
+        for _, job in self.jobs:
+            job.wait_for_room()
 
 
 @dataclass
@@ -63,20 +86,44 @@ class NewsPath:
         self.known = KnownStates(core.config.alert_states_kept)
         """The surge states this worker wrote last; used by the one thread that stores news batches."""
 
-    def score(self, records: Sequence[Record]) -> ScoredNews:
-        """Validate and score; touches neither PostgreSQL nor Kafka, so the runtime can run it for batch N+1
-        while :meth:`store` writes batch N."""
+    def start(self, records: Sequence[Record]) -> StartedNews:
+        """Validate, find the entities, and start the model's calls; touches neither PostgreSQL nor Kafka, and
+        returns without waiting for the calls, so the model thread can prepare batch N+1 while batch N's calls
+        run and the store thread writes batch N-1."""
         core = self.core
         started = time.perf_counter()
         scorer, report, accepted, dead = core.begin(core.topics.news, records, NewsEvent, lambda e: e.id)
         texts = [a.event.text for a in accepted]
-        predictions: dict[str, dict] = {}
-        with core.inference(report.topic, scorer):
-            for chunk in core.token_batches(texts):
-                for i, pred in zip(chunk, scorer.sentiment([texts[i] for i in chunk])):
-                    predictions[accepted[i].event.id] = pred
+        jobs = [
+            (chunk, scorer.start_texts([texts[i] for i in chunk], "sentiment")) for chunk in core.token_batches(texts)
+        ]
         entities = {a.event.id: extract_entities(a.event.tickers, a.event.headline, a.event.body) for a in accepted}
-        return ScoredNews(records, report, accepted, dead, predictions, entities, scorer.version, started)
+        return StartedNews(records, report, accepted, dead, jobs, entities, scorer.version, started)
+
+    def finish_scoring(self, batch: StartedNews) -> ScoredNews:
+        """Collect the model's calls of a started batch: its sentiment per article."""
+        predictions: dict[str, dict] = {}
+        usage = CallUsage()
+        for chunk, job in batch.jobs:
+            scores = job.result()
+            usage = usage + scores.usage
+            for i, pred in zip(chunk, sentiment_labels(scores)):
+                predictions[batch.accepted[i].event.id] = pred
+        self.core.count_inference(batch.report.topic, usage, time.perf_counter() - batch.started)
+        return ScoredNews(
+            batch.records,
+            batch.report,
+            batch.accepted,
+            batch.dead,
+            predictions,
+            batch.entities,
+            batch.version,
+            batch.started,
+        )
+
+    def score(self, records: Sequence[Record]) -> ScoredNews:
+        """Validate and score, waiting for the model."""
+        return self.finish_scoring(self.start(records))
 
     def store(self, scored: ScoredNews) -> BatchReport:
         """One transaction: the results, the entities' surge states, the alerts and dead letters; the alerts
