@@ -38,12 +38,16 @@ from streamscore.call_plan import CallPlan
 from streamscore.db.connection import admin_url, make_engine, with_schema, writer_url
 from streamscore.db.migrate import migrate
 from streamscore.errors import StreamscoreError
-from streamscore.scorer import CallUsage
+from streamscore.scorer import CallUsage, TextJob, sentiment_labels
 from streamscore.security import kafka_python_options
 from streamscore.settings import Settings
 from streamscore.topics import Topics, create_topics
 
 TICK = 0.25
+DRAIN_TICK = 1.0
+"""How often a drain polls the workers' ``/metrics``. Its clock is PostgreSQL's, so polling only decides when
+the drain is seen to end; each scrape costs the worker's event loop CPU on the cores it scores on (a fifth of
+that loop's busy time at four scrapes a second, 2026-12-08), so a drain scrapes once a second."""
 TOKENS_PER_CALL_SWEEP = (512, 1024, 2048, 4096, 8192)
 CALL_PLAN_BATCHES = (16, 64, 256)
 # per path: the result table, its event-id column, and when the row was written (the batch's transaction)
@@ -209,12 +213,13 @@ class Deployment:
     def cpu(self) -> float:
         return sum(cpu_seconds(p.process.pid) for p in self.procs)
 
-    def wait(self, target: int, timeout_s: float) -> bool:
+    def wait(self, target: int, timeout_s: float, tick: float = TICK) -> bool:
+        """Poll the workers' counters every ``tick`` seconds until they reach ``target``; False on timeout."""
         deadline = time.monotonic() + timeout_s
         while self.progress() < target:
             if time.monotonic() > deadline:
                 return False
-            time.sleep(TICK)
+            time.sleep(tick)
         return True
 
 
@@ -290,7 +295,7 @@ def capacity(dep: Deployment, work: Workload, n: int) -> dict:
             raise StreamscoreError("the workers did not start draining; see their logs in .stack/logs")
         time.sleep(0.01)
     cpu0, stack0 = dep.cpu(), stack_cpu_seconds()
-    if not dep.wait(n, 600):
+    if not dep.wait(n, 600, tick=DRAIN_TICK):
         raise StreamscoreError(f"the workers did not drain {n} events within 600 s")
     table, key, done = RESULT_COLUMNS[work.path]
     query = text(
@@ -368,12 +373,15 @@ def model_only(
     min_seconds: float = 3.0,
     keep_links: bool = False,
     parallel_calls: int | None = None,
+    pipelined: bool = True,
 ) -> dict:
     """Headlines/s of the same scorer, in-process, in the worker's batch size unless ``batch`` says otherwise
     (no Kafka, no database), over whole passes through ``texts`` for at least ``min_seconds``; with the
     share of the padded tokens that were real. ``tokens_per_call`` 0 is the worker's own choice.
     ``keep_links`` takes the bundle's link rewrite out of the tokenizer: the same weights fed every link's
-    word pieces, which is what the rewrite saves. ``parallel_calls`` None is the worker's setting."""
+    word pieces, which is what the rewrite saves. ``parallel_calls`` None is the worker's setting.
+    ``pipelined`` starts each batch's calls while the last batch's still run, as the worker's news path does;
+    otherwise the batches run one after the other."""
     from streamscore.bundle import CURRENT
     from streamscore.scorer import Scorer
 
@@ -394,8 +402,18 @@ def model_only(
     scorer.usage = CallUsage()
     done, start = 0, time.perf_counter()
     while done == 0 or time.perf_counter() - start < min_seconds:
+        previous: TextJob | None = None
         for i in range(0, len(texts), size):
-            scorer.sentiment(texts[i : i + size])
+            job = scorer.start_texts(texts[i : i + size], "sentiment")
+            if not pipelined:
+                sentiment_labels(job.result())
+                continue
+            job.wait_for_room()  # the worker's model thread: the next batch is prepared while these calls run
+            if previous is not None:
+                sentiment_labels(previous.result())
+            previous = job
+        if previous is not None:
+            sentiment_labels(previous.result())
         done += len(texts)
     usage = scorer.usage
     return {

@@ -35,8 +35,10 @@ def test_overlap_bench_writes_json_markdown_and_plot(
         saved["modes"][DEFAULT]["events_per_s"] / saved["modes"][BEFORE]["events_per_s"], 3
     )
     assert saved["best"] in saved["modes"]
-    ceiling = saved["model_only"]["events_per_s"]
-    assert ceiling > 0 and len(saved["model_only"]["rounds"]) == 1
+    pipelined, one_by_one = saved["model_only"], saved["model_only_batch_by_batch"]
+    assert len(pipelined["rounds"]) == len(one_by_one["rounds"]) == 1
+    ceiling = saved["ceiling_events_per_s"]
+    assert ceiling == max(pipelined["events_per_s"], one_by_one["events_per_s"]) > 0
     for row in saved["modes"].values():
         assert row["events_per_s"] > 0 and len(row["drains_events_per_s"]) == 1
         assert 1 <= row["mean_batch_events"] <= settings.batch_max_events
@@ -44,6 +46,7 @@ def test_overlap_bench_writes_json_markdown_and_plot(
         assert row["share_of_model_only"] == round(row["events_per_s"] / ceiling, 3)
     markdown = (tmp_path / "store_overlap.md").read_text()
     assert "Gathering while the model scores ÷ the agent waiting" in markdown and "(default)" in markdown
+    assert "| model only, batch after batch |" in markdown
     assert (tmp_path / "store_overlap.png").read_bytes()[:4] == b"\x89PNG"
     # Each deployment wrote into a schema of its own, dropped at its end: the database's own tables (which
     # dashboards and the alert forwarder read) never see a benchmark's synthetic headlines or alerts.
