@@ -40,6 +40,10 @@ def rec(value: bytes | None, topic: str = "news") -> Record:
         (json.dumps({"id": "a", "ts": 1, "headline": "x", "body": "y" * 20_001}).encode(), "text_too_long"),
         (json.dumps({"id": "a", "ts": (NOW + timedelta(days=2)).isoformat(), "headline": "x"}).encode(), "future_ts"),
         (None, "schema"),
+        (b'{"id": "a", "ts": 1, "headline": "a\\u0000b"}', "schema"),
+        (b'{"id": "a", "ts": 1, "headline": "\\ud800"}', "schema"),
+        (b'{"id": "a", "ts": 1, "headline": "x \\uDC00 y"}', "schema"),
+        (b'{"id": "a", "ts": 1, "headline": "\\ude00\\ud83d"}', "schema"),  # a pair in the wrong order
     ],
 )
 def test_bad_news_gets_its_error_code(value: bytes | None, code: str) -> None:
@@ -70,6 +74,11 @@ def test_valid_events_pass_with_extra_fields_ignored_and_old_timestamps_kept() -
     assert isinstance(item, Accepted) and item.event.embedding_text == "Heat (1995). Genres: Action. Tags: pacino"
 
 
+def test_a_surrogate_pair_is_one_character_and_accepted() -> None:
+    out = decode(rec(b'{"id": "a", "ts": 1, "headline": "up \\ud83d\\ude00 \\u00e9"}'), NewsEvent, 86400, NOW)
+    assert isinstance(out, Accepted) and out.event.headline == "up \U0001f600 \u00e9"
+
+
 def test_dead_letter_payloads_survive_byte_for_byte() -> None:
     raw = b"\x00\xffbinary"
     letter = dead_letter(rec(raw), "invalid_utf8", "r")
@@ -86,13 +95,19 @@ def test_dead_letter_payloads_survive_byte_for_byte() -> None:
     )
 
 
+def json_containers(children: st.SearchStrategy) -> st.SearchStrategy:
+    """Lists and objects of ``children``: how a JSON value nests (a named function, so Hypothesis can see that
+    it recurses: it misread the lambda beside another one)."""
+    return st.lists(children) | st.dictionaries(st.text(), children)
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.one_of(
         st.binary(max_size=300),
         st.recursive(
             st.none() | st.booleans() | st.floats() | st.integers() | st.text(),
-            lambda c: st.lists(c) | st.dictionaries(st.text(), c),
+            json_containers,
             max_leaves=20,
         ).map(lambda v: json.dumps(v).encode()),
     )

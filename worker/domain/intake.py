@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Generic, TypeVar
@@ -99,6 +100,13 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
 
 
+JSON_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+"""One decoder for every record (``json.loads`` with an argument builds a new one per call)."""
+SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+"""A JSON escape of a UTF-16 surrogate: the only way a decoded record can hold one (JSON escapes spell ``u`` in
+lower case, and UTF-8 input cannot encode a surrogate), so only records with one pay for the full check."""
+
+
 def decode(
     record: Record, model: type[E], max_future_skew_s: float, now: datetime | None = None
 ) -> Accepted[E] | DeadLetterEvent:
@@ -110,18 +118,19 @@ def decode(
         text = record.value.decode("utf-8")
     except UnicodeDecodeError as exc:
         return dead_letter(record, "invalid_utf8", f"not UTF-8 at byte {exc.start}", now)
-    if "\\u0000" in text.lower():  # valid JSON, but PostgreSQL text cannot hold NUL: refuse it here, with a reason
+    if "\\u0000" in text:  # valid JSON, but PostgreSQL text cannot hold NUL: refuse it here, with a reason
         return dead_letter(record, "schema", "NUL characters (\\u0000) are not allowed in any field", now)
     try:
-        raw = json.loads(text, parse_constant=_reject_constant)
+        raw = JSON_DECODER.decode(text)
     except (ValueError, RecursionError) as exc:
         return dead_letter(record, "invalid_json", f"not JSON: {exc}"[:500], now)
     if not isinstance(raw, dict):
         return dead_letter(record, "not_an_object", f"a JSON object is required, got {type(raw).__name__}", now)
-    try:  # "\ud800" escapes decode to lone surrogates, which no UTF-8 store can hold
-        json.dumps(raw, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        return dead_letter(record, "schema", "a string holds an unpaired UTF-16 surrogate (\\ud800-\\udfff)", now)
+    if SURROGATE_ESCAPE.search(text):  # such escapes decode to lone surrogates, which no UTF-8 store can hold
+        try:  # a pair of them is one character and fine
+            json.dumps(raw, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            return dead_letter(record, "schema", "a string holds an unpaired UTF-16 surrogate (\\ud800-\\udfff)", now)
     try:
         event = model.model_validate(raw)
     except ValidationError as exc:
