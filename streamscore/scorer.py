@@ -324,8 +324,7 @@ class Scorer:
         With a call pool the calls are queued to it and this returns at once, so a caller can prepare its next
         batch (decode, tokenise, plan) while these calls run, and queue that batch's calls before this one's
         last call ends: the pool's threads then never wait for the Python between batches
-        (:meth:`TextJob.wait_for_room` says when). Without a pool, or for
-        a single call, the calls run here."""
+        (:meth:`TextJob.wait_for_room` says when). Without a pool, or for a single call, the calls run here."""
         ids, truncated = self.encode(texts, task)
         lengths = np.array([len(x) for x in ids], dtype=np.int64)
         calls = cut_into_calls(lengths, self.call_plan, self.token_budget, self.call_cost_tokens)

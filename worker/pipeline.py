@@ -92,8 +92,7 @@ class Pipeline:
         The same last line of defence as :meth:`process_batch`, without scoring anything twice and without
         storing out of order: a batch that fails to score is scored record by record (here if it failed to
         start, in the returned step if a call failed), and a batch the database refuses is stored record by
-        record by the returned step; a
-        record that still fails becomes a ``processing_error`` dead letter."""
+        record by the returned step; a record that still fails becomes a ``processing_error`` dead letter."""
         started: StartedNews | None = None
         scored_alone: list[ScoredNews | Unscored] = []
         try:

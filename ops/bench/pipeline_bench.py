@@ -401,8 +401,8 @@ def model_only(
     scorer.sentiment(texts[:size])
     scorer.usage = CallUsage()
     done, start = 0, time.perf_counter()
+    previous: TextJob | None = None  # pipelined: the batch whose calls still run, across passes too
     while done == 0 or time.perf_counter() - start < min_seconds:
-        previous: TextJob | None = None
         for i in range(0, len(texts), size):
             job = scorer.start_texts(texts[i : i + size], "sentiment")
             if not pipelined:
@@ -412,9 +412,9 @@ def model_only(
             if previous is not None:
                 sentiment_labels(previous.result())
             previous = job
-        if previous is not None:
-            sentiment_labels(previous.result())
         done += len(texts)
+    if previous is not None:
+        sentiment_labels(previous.result())
     usage = scorer.usage
     return {
         "events_per_s": round(done / (time.perf_counter() - start), 1),

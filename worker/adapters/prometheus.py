@@ -61,7 +61,7 @@ BATCH_SIZE = Histogram(
 )
 INFERENCE_SECONDS = Histogram(
     "streamscore_inference_seconds",
-    "Model time per micro-batch.",
+    "Model time per micro-batch, from its first call queued to its last result.",
     ["topic"],
     registry=REGISTRY,
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),

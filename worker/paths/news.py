@@ -36,6 +36,8 @@ class StartedNews:
     entities: dict[str, list[str]]
     version: str
     started: float
+    calls_from: float
+    """When its first model call was queued (``time.perf_counter``): the model time runs from here."""
 
     def wait_for_room(self) -> None:
         """Until the batch's calls have nearly all started: then the next batch is prepared and queued behind
@@ -46,7 +48,7 @@ class StartedNews:
 
 @dataclass
 class ScoredNews:
-    """A news batch validated and scored, not yet stored: what the model thread hands to the store step."""
+    """A news batch validated and scored, not yet stored: what the store step writes."""
 
     records: Sequence[Record]
     report: BatchReport
@@ -94,11 +96,12 @@ class NewsPath:
         started = time.perf_counter()
         scorer, report, accepted, dead = core.begin(core.topics.news, records, NewsEvent, lambda e: e.id)
         texts = [a.event.text for a in accepted]
+        calls_from = time.perf_counter()
         jobs = [
             (chunk, scorer.start_texts([texts[i] for i in chunk], "sentiment")) for chunk in core.token_batches(texts)
         ]
         entities = {a.event.id: extract_entities(a.event.tickers, a.event.headline, a.event.body) for a in accepted}
-        return StartedNews(records, report, accepted, dead, jobs, entities, scorer.version, started)
+        return StartedNews(records, report, accepted, dead, jobs, entities, scorer.version, started, calls_from)
 
     def finish_scoring(self, batch: StartedNews) -> ScoredNews:
         """Collect the model's calls of a started batch: its sentiment per article."""
@@ -109,7 +112,7 @@ class NewsPath:
             usage = usage + scores.usage
             for i, pred in zip(chunk, sentiment_labels(scores)):
                 predictions[batch.accepted[i].event.id] = pred
-        self.core.count_inference(batch.report.topic, usage, time.perf_counter() - batch.started)
+        self.core.count_inference(batch.report.topic, usage, time.perf_counter() - batch.calls_from)
         return ScoredNews(
             batch.records,
             batch.report,
